@@ -1,0 +1,336 @@
+//! The BERT encoder: embeddings and post-LayerNorm transformer layers, as Hugging Face's
+//! `BertModel` computes them (without the pooler, which sentence-transformers never uses).
+
+use burn::module::{Module, Param};
+use burn::nn::{Dropout, DropoutConfig, Embedding, LayerNorm, LayerNormConfig};
+use burn::tensor::activation::{gelu, relu, softmax};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Distribution, Int, Tensor};
+
+use crate::config::{Activation, TransformerConfig};
+use crate::dense::Dense;
+use crate::error::Result;
+use crate::weights::{tensor_values, NamedTensor, WeightReader};
+
+/// Where a module's weights come from.
+pub(crate) enum Source<'r, 'a> {
+    /// A safetensors file.
+    File(&'r mut WeightReader<'a>),
+    /// Random initialisation (tiny test models).
+    Random,
+}
+
+impl Source<'_, '_> {
+    fn dense<B: Backend>(&mut self, name: &str, d_in: usize, d_out: usize, device: &B::Device) -> Result<Dense<B>> {
+        match self {
+            Source::File(r) => Dense::load(r, name, d_in, d_out, device),
+            Source::Random => Ok(Dense::random(d_in, d_out, device)),
+        }
+    }
+
+    fn embedding<B: Backend>(&mut self, name: &str, rows: usize, dim: usize, device: &B::Device) -> Result<Embedding<B>> {
+        let weight = match self {
+            Source::File(r) => r.tensor(&format!("{name}.weight"), [rows, dim], device)?,
+            Source::Random => Tensor::random([rows, dim], Distribution::Normal(0.0, 0.02), device),
+        };
+        Ok(Embedding {
+            weight: Param::from_tensor(weight),
+        })
+    }
+
+    fn layer_norm<B: Backend>(&mut self, name: &str, dim: usize, eps: f64, device: &B::Device) -> Result<LayerNorm<B>> {
+        let mut norm = LayerNormConfig::new(dim).with_epsilon(eps).init(device);
+        if let Source::File(r) = self {
+            // Very old checkpoints name the LayerNorm parameters gamma / beta.
+            let (w, b) = if r.has(&format!("{name}.gamma")) {
+                ("gamma", "beta")
+            } else {
+                ("weight", "bias")
+            };
+            norm.gamma = Param::from_tensor(r.tensor(&format!("{name}.{w}"), [dim], device)?);
+            norm.beta = Some(Param::from_tensor(r.tensor(&format!("{name}.{b}"), [dim], device)?));
+        }
+        Ok(norm)
+    }
+}
+
+fn export_norm<B: Backend>(norm: &LayerNorm<B>, name: &str, out: &mut Vec<NamedTensor>) -> Result<()> {
+    let dim = norm.gamma.dims()[0];
+    let weight = format!("{name}.weight");
+    out.push(NamedTensor {
+        values: tensor_values(norm.gamma.val(), &weight)?,
+        name: weight,
+        shape: vec![dim],
+    });
+    let bias = format!("{name}.bias");
+    let values = match &norm.beta {
+        Some(b) => tensor_values(b.val(), &bias)?,
+        None => vec![0.0; dim],
+    };
+    out.push(NamedTensor {
+        values,
+        name: bias,
+        shape: vec![dim],
+    });
+    Ok(())
+}
+
+fn export_embedding<B: Backend>(emb: &Embedding<B>, name: &str, out: &mut Vec<NamedTensor>) -> Result<()> {
+    let name = format!("{name}.weight");
+    out.push(NamedTensor {
+        shape: emb.weight.dims().to_vec(),
+        values: tensor_values(emb.weight.val(), &name)?,
+        name,
+    });
+    Ok(())
+}
+
+/// Word + position + token-type embeddings, LayerNorm and dropout.
+#[derive(Module, Debug)]
+pub struct Embeddings<B: Backend> {
+    /// Word embeddings `[vocab, hidden]`.
+    pub word: Embedding<B>,
+    /// Absolute position embeddings `[max_positions, hidden]`.
+    pub position: Embedding<B>,
+    /// Token-type (segment) embeddings `[type_vocab, hidden]`.
+    pub token_type: Embedding<B>,
+    /// LayerNorm after the sum.
+    pub norm: LayerNorm<B>,
+    /// Dropout (training only).
+    pub dropout: Dropout,
+}
+
+impl<B: Backend> Embeddings<B> {
+    fn new(cfg: &TransformerConfig, src: &mut Source<'_, '_>, device: &B::Device) -> Result<Self> {
+        let h = cfg.hidden_size;
+        Ok(Self {
+            word: src.embedding("embeddings.word_embeddings", cfg.vocab_size, h, device)?,
+            position: src.embedding("embeddings.position_embeddings", cfg.max_position_embeddings, h, device)?,
+            token_type: src.embedding("embeddings.token_type_embeddings", cfg.type_vocab_size, h, device)?,
+            norm: src.layer_norm("embeddings.LayerNorm", h, cfg.layer_norm_eps, device)?,
+            dropout: DropoutConfig::new(cfg.hidden_dropout_prob).init(),
+        })
+    }
+
+    /// `[batch, seq]` ids → `[batch, seq, hidden]`.
+    pub fn forward(&self, input_ids: Tensor<B, 2, Int>, token_type_ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        let [_, seq] = input_ids.dims();
+        let device = input_ids.device();
+        let positions = Tensor::<B, 1, Int>::arange(0..seq as i64, &device).reshape([1, seq]);
+        let x = self.word.forward(input_ids) + self.position.forward(positions) + self.token_type.forward(token_type_ids);
+        self.dropout.forward(self.norm.forward(x))
+    }
+
+    fn export(&self, out: &mut Vec<NamedTensor>) -> Result<()> {
+        export_embedding(&self.word, "embeddings.word_embeddings", out)?;
+        export_embedding(&self.position, "embeddings.position_embeddings", out)?;
+        export_embedding(&self.token_type, "embeddings.token_type_embeddings", out)?;
+        export_norm(&self.norm, "embeddings.LayerNorm", out)
+    }
+}
+
+/// Multi-head self-attention with its output projection, residual and LayerNorm
+/// (Hugging Face's `BertAttention`).
+#[derive(Module, Debug)]
+pub struct Attention<B: Backend> {
+    /// Query projection (`attention.self.query`).
+    pub query: Dense<B>,
+    /// Key projection (`attention.self.key`).
+    pub key: Dense<B>,
+    /// Value projection (`attention.self.value`).
+    pub value: Dense<B>,
+    /// Output projection (`attention.output.dense`).
+    pub output: Dense<B>,
+    /// LayerNorm after the residual (`attention.output.LayerNorm`).
+    pub norm: LayerNorm<B>,
+    /// Dropout on attention probabilities (training only).
+    pub attn_dropout: Dropout,
+    /// Dropout on the output projection (training only).
+    pub dropout: Dropout,
+    /// Number of heads.
+    pub heads: usize,
+}
+
+impl<B: Backend> Attention<B> {
+    fn new(cfg: &TransformerConfig, prefix: &str, src: &mut Source<'_, '_>, device: &B::Device) -> Result<Self> {
+        let h = cfg.hidden_size;
+        Ok(Self {
+            query: src.dense(&format!("{prefix}.self.query"), h, h, device)?,
+            key: src.dense(&format!("{prefix}.self.key"), h, h, device)?,
+            value: src.dense(&format!("{prefix}.self.value"), h, h, device)?,
+            output: src.dense(&format!("{prefix}.output.dense"), h, h, device)?,
+            norm: src.layer_norm(&format!("{prefix}.output.LayerNorm"), h, cfg.layer_norm_eps, device)?,
+            attn_dropout: DropoutConfig::new(cfg.attention_probs_dropout_prob).init(),
+            dropout: DropoutConfig::new(cfg.hidden_dropout_prob).init(),
+            heads: cfg.num_attention_heads,
+        })
+    }
+
+    /// `x` `[batch, seq, hidden]`, `mask_bias` `[batch, 1, 1, seq]` (0 for tokens, a large
+    /// negative number for padding).
+    pub fn forward(&self, x: Tensor<B, 3>, mask_bias: Tensor<B, 4>) -> Tensor<B, 3> {
+        let [batch, seq, hidden] = x.dims();
+        let head_dim = hidden / self.heads;
+        let split = |t: Tensor<B, 3>| t.reshape([batch, seq, self.heads, head_dim]).swap_dims(1, 2);
+        // Scaling q before the product is cheaper than scaling the [seq, seq] scores.
+        let q = split(self.query.forward(x.clone()) * (1.0 / (head_dim as f64).sqrt()));
+        let k = split(self.key.forward(x.clone()));
+        let v = split(self.value.forward(x.clone()));
+        let scores = q.matmul(k.swap_dims(2, 3)) + mask_bias;
+        let probs = self.attn_dropout.forward(softmax(scores, 3));
+        let context = probs.matmul(v).swap_dims(1, 2).reshape([batch, seq, hidden]);
+        let out = self.dropout.forward(self.output.forward(context));
+        self.norm.forward(out + x)
+    }
+
+    fn export(&self, prefix: &str, out: &mut Vec<NamedTensor>) -> Result<()> {
+        self.query.export(&format!("{prefix}.self.query"), out)?;
+        self.key.export(&format!("{prefix}.self.key"), out)?;
+        self.value.export(&format!("{prefix}.self.value"), out)?;
+        self.output.export(&format!("{prefix}.output.dense"), out)?;
+        export_norm(&self.norm, &format!("{prefix}.output.LayerNorm"), out)
+    }
+}
+
+/// One transformer layer: attention, then the feed-forward block with residual and LayerNorm.
+#[derive(Module, Debug)]
+pub struct Layer<B: Backend> {
+    /// Self-attention block.
+    pub attention: Attention<B>,
+    /// Feed-forward expansion (`intermediate.dense`).
+    pub intermediate: Dense<B>,
+    /// Feed-forward projection back (`output.dense`).
+    pub output: Dense<B>,
+    /// LayerNorm after the residual (`output.LayerNorm`).
+    pub norm: LayerNorm<B>,
+    /// Dropout on the feed-forward output (training only).
+    pub dropout: Dropout,
+    /// Feed-forward activation.
+    #[module(skip)]
+    pub activation: Activation,
+}
+
+impl<B: Backend> Layer<B> {
+    fn new(cfg: &TransformerConfig, index: usize, src: &mut Source<'_, '_>, device: &B::Device) -> Result<Self> {
+        let p = format!("encoder.layer.{index}");
+        let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
+        Ok(Self {
+            attention: Attention::new(cfg, &format!("{p}.attention"), src, device)?,
+            intermediate: src.dense(&format!("{p}.intermediate.dense"), h, i, device)?,
+            output: src.dense(&format!("{p}.output.dense"), i, h, device)?,
+            norm: src.layer_norm(&format!("{p}.output.LayerNorm"), h, cfg.layer_norm_eps, device)?,
+            dropout: DropoutConfig::new(cfg.hidden_dropout_prob).init(),
+            activation: cfg.hidden_act,
+        })
+    }
+
+    /// `[batch, seq, hidden]` → `[batch, seq, hidden]`.
+    pub fn forward(&self, x: Tensor<B, 3>, mask_bias: Tensor<B, 4>) -> Tensor<B, 3> {
+        let x = self.attention.forward(x, mask_bias);
+        let h = self.intermediate.forward(x.clone());
+        let h = match self.activation {
+            Activation::Gelu => gelu(h),
+            Activation::GeluTanh => burn::tensor::activation::gelu_approximate(h),
+            Activation::Relu => relu(h),
+        };
+        let out = self.dropout.forward(self.output.forward(h));
+        self.norm.forward(out + x)
+    }
+
+    fn export(&self, index: usize, out: &mut Vec<NamedTensor>) -> Result<()> {
+        let p = format!("encoder.layer.{index}");
+        self.attention.export(&format!("{p}.attention"), out)?;
+        self.intermediate.export(&format!("{p}.intermediate.dense"), out)?;
+        self.output.export(&format!("{p}.output.dense"), out)?;
+        export_norm(&self.norm, &format!("{p}.output.LayerNorm"), out)
+    }
+}
+
+/// The BERT encoder: embeddings and `num_hidden_layers` layers.
+#[derive(Module, Debug)]
+pub struct Bert<B: Backend> {
+    /// Embedding block.
+    pub embeddings: Embeddings<B>,
+    /// Transformer layers.
+    pub layers: Vec<Layer<B>>,
+}
+
+/// The bias added to attention scores at padded positions.
+const MASKED: f32 = -1.0e9;
+
+impl<B: Backend> Bert<B> {
+    pub(crate) fn new(cfg: &TransformerConfig, src: &mut Source<'_, '_>, device: &B::Device) -> Result<Self> {
+        let embeddings = Embeddings::new(cfg, src, device)?;
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| Layer::new(cfg, i, src, device))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { embeddings, layers })
+    }
+
+    /// Token embeddings `[batch, seq, hidden]` (the last hidden state).
+    pub fn forward(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        attention_mask: Tensor<B, 2, Int>,
+        token_type_ids: Tensor<B, 2, Int>,
+    ) -> Tensor<B, 3> {
+        let [batch, seq] = input_ids.dims();
+        let mask_bias = attention_mask.float().neg().add_scalar(1.0).mul_scalar(MASKED).reshape([batch, 1, 1, seq]);
+        let mut x = self.embeddings.forward(input_ids, token_type_ids);
+        for layer in &self.layers {
+            x = layer.forward(x, mask_bias.clone());
+        }
+        x
+    }
+
+    /// Every linear layer with its Hugging Face module name, for LoRA.
+    pub fn map_dense<E>(self, f: &mut impl FnMut(&str, Dense<B>) -> Result<Dense<B>, E>) -> Result<Self, E> {
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for (i, layer) in self.layers.into_iter().enumerate() {
+            let p = format!("encoder.layer.{i}");
+            let a = layer.attention;
+            layers.push(Layer {
+                attention: Attention {
+                    query: f(&format!("{p}.attention.self.query"), a.query)?,
+                    key: f(&format!("{p}.attention.self.key"), a.key)?,
+                    value: f(&format!("{p}.attention.self.value"), a.value)?,
+                    output: f(&format!("{p}.attention.output.dense"), a.output)?,
+                    ..a
+                },
+                intermediate: f(&format!("{p}.intermediate.dense"), layer.intermediate)?,
+                output: f(&format!("{p}.output.dense"), layer.output)?,
+                ..layer
+            });
+        }
+        Ok(Self {
+            embeddings: self.embeddings,
+            layers,
+        })
+    }
+
+    /// Every linear layer with its Hugging Face module name.
+    pub fn dense_layers(&self) -> Vec<(String, &Dense<B>)> {
+        let mut out = Vec::new();
+        for (i, layer) in self.layers.iter().enumerate() {
+            let p = format!("encoder.layer.{i}");
+            let a = &layer.attention;
+            out.push((format!("{p}.attention.self.query"), &a.query));
+            out.push((format!("{p}.attention.self.key"), &a.key));
+            out.push((format!("{p}.attention.self.value"), &a.value));
+            out.push((format!("{p}.attention.output.dense"), &a.output));
+            out.push((format!("{p}.intermediate.dense"), &layer.intermediate));
+            out.push((format!("{p}.output.dense"), &layer.output));
+        }
+        out
+    }
+
+    /// All weights in Hugging Face names and layout (adapters merged).
+    pub(crate) fn export(&self) -> Result<Vec<NamedTensor>> {
+        let mut out = Vec::new();
+        self.embeddings.export(&mut out)?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            layer.export(i, &mut out)?;
+        }
+        Ok(out)
+    }
+}

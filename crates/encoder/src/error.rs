@@ -1,0 +1,163 @@
+//! The encoder's error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while loading, running or saving an encoder.
+///
+/// Each variant names the file, tensor or input it is about, so that a user can find
+/// the problem without a debugger.
+#[derive(Debug, thiserror::Error)]
+pub enum EncoderError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// A required file of the model directory is absent.
+    #[error("{path}: not found ({what})")]
+    MissingFile {
+        /// The path that was looked for.
+        path: PathBuf,
+        /// What the file is for.
+        what: &'static str,
+    },
+    /// A JSON file could not be parsed or has the wrong structure.
+    #[error("{path}: invalid JSON: {source}")]
+    Json {
+        /// The JSON file.
+        path: PathBuf,
+        /// The parser's error, with line and column.
+        source: serde_json::Error,
+    },
+    /// `config.json` names an architecture this crate does not implement.
+    #[error("{path}: unsupported model_type {model_type:?} (supported: \"bert\")")]
+    UnsupportedModelType {
+        /// The config file.
+        path: PathBuf,
+        /// The `model_type` found.
+        model_type: String,
+    },
+    /// A configuration value is missing, out of range or inconsistent.
+    #[error("{path}: {reason}")]
+    InvalidConfig {
+        /// The file holding the value.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The directory holds weights in a format other than safetensors.
+    #[error(
+        "{dir}: no model.safetensors (found {found}); only safetensors weights are supported: \
+         convert them, e.g. in Python `SentenceTransformer(dir).save(out, safe_serialization=True)`"
+    )]
+    NotSafetensors {
+        /// The model directory.
+        dir: PathBuf,
+        /// The weight files that were found instead.
+        found: String,
+    },
+    /// `model.safetensors` is truncated or malformed.
+    #[error("{path}: invalid safetensors file: {reason}")]
+    Safetensors {
+        /// The weights file.
+        path: PathBuf,
+        /// The parser's message.
+        reason: String,
+    },
+    /// A tensor's shape differs from what the config implies.
+    #[error("{path}: tensor {name}: expected shape {expected:?}, found {found:?}")]
+    TensorShape {
+        /// The weights file.
+        path: PathBuf,
+        /// The tensor's name in the file.
+        name: String,
+        /// The shape the config implies.
+        expected: Vec<usize>,
+        /// The shape stored in the file.
+        found: Vec<usize>,
+    },
+    /// A tensor is stored in a dtype that cannot be used as a weight.
+    #[error("{path}: tensor {name}: unsupported dtype {dtype} (expected F32, F16, BF16 or F64)")]
+    TensorDtype {
+        /// The weights file.
+        path: PathBuf,
+        /// The tensor's name.
+        name: String,
+        /// The dtype found.
+        dtype: String,
+    },
+    /// A tensor holds NaN or infinite values.
+    #[error("{path}: tensor {name} holds non-finite values")]
+    NonFiniteTensor {
+        /// The weights file.
+        path: PathBuf,
+        /// The tensor's name.
+        name: String,
+    },
+    /// Tensors the model needs are absent from the weights file.
+    #[error("{path}: missing tensors: {}", names.join(", "))]
+    MissingTensors {
+        /// The weights file.
+        path: PathBuf,
+        /// The missing names.
+        names: Vec<String>,
+    },
+    /// The weights file holds tensors that belong to no part of the model.
+    #[error("{path}: unexpected tensors: {}", names.join(", "))]
+    UnexpectedTensors {
+        /// The weights file.
+        path: PathBuf,
+        /// The names nothing uses.
+        names: Vec<String>,
+    },
+    /// The tokenizer could not be loaded or failed on a text.
+    #[error("{path}: tokenizer: {reason}")]
+    Tokenizer {
+        /// The tokenizer file.
+        path: PathBuf,
+        /// The tokenizer's message.
+        reason: String,
+    },
+    /// An input text is empty (or only whitespace).
+    #[error("text {index} is empty")]
+    EmptyText {
+        /// Position of the text in the input.
+        index: usize,
+    },
+    /// An input tensor has the wrong shape or holds invalid values.
+    #[error("input {name}: {reason}")]
+    InvalidInput {
+        /// The input's name (e.g. `input_ids`).
+        name: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The model produced non-finite values.
+    #[error("{what} holds non-finite values")]
+    NonFiniteOutput {
+        /// Which output.
+        what: &'static str,
+    },
+    /// A tensor could not be read back from the backend.
+    #[error("reading tensor {name} from the backend: {reason}")]
+    TensorData {
+        /// The tensor.
+        name: String,
+        /// The backend's message.
+        reason: String,
+    },
+    /// A LoRA configuration or adapter file is invalid.
+    #[error("LoRA: {0}")]
+    Lora(String),
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = EncoderError> = std::result::Result<T, E>;
+
+pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> EncoderError {
+    let path = path.into();
+    move |source| EncoderError::Io { path, source }
+}

@@ -1,0 +1,585 @@
+//! [`SentenceEncoder`]: a sentence-transformers model (Transformer → Pooling → Normalize) in burn.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use burn::module::{Module, ModuleMapper, Param};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor};
+use serde_json::Value;
+
+use crate::bert::{Bert, Source};
+use crate::config::TransformerConfig;
+use crate::error::{io_err, EncoderError, Result};
+use crate::fsutil::{write_dir_atomically, DirWriter};
+use crate::lora::{LoraAdapter, LoraConfig, PeftAdapterConfig, TargetModules, PEFT_PREFIX};
+use crate::pooling::{l2_normalize, Pooling};
+use crate::st::{st_files, Prompts, StMeta};
+use crate::tokenize::{TextTokenizer, TokenBatch};
+use crate::weights::{tensor_values, RawTensor, WeightReader};
+
+/// Tokenizer files copied verbatim from the source directory when a model is saved.
+const TOKENIZER_FILES: [&str; 6] = [
+    "tokenizer.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "added_tokens.json",
+    "sentencepiece.bpe.model",
+    "spiece.model",
+];
+
+/// Everything about a model that is not a trainable tensor.
+#[derive(Debug, Clone)]
+struct Meta {
+    config: TransformerConfig,
+    st: StMeta,
+    tokenizer: TextTokenizer,
+    /// Name prefix of the source weights (`""` or `"bert."`).
+    weight_prefix: &'static str,
+    /// Unused tensors of the source checkpoint, written back unchanged.
+    kept_tensors: Vec<RawTensor>,
+    /// Tokenizer files of the source directory (name, bytes).
+    tokenizer_files: Vec<(String, Vec<u8>)>,
+    /// The LoRA configuration of attached adapters.
+    lora: Option<LoraConfig>,
+    /// Where the model was loaded from.
+    source: Option<PathBuf>,
+}
+
+/// Marks every float parameter as trainable again (after LoRA froze them).
+struct RequireGrad;
+
+impl<B: Backend> ModuleMapper<B> for RequireGrad {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let (id, tensor, mapper) = param.consume();
+        Param::from_mapped_value(id, tensor.set_require_grad(true), mapper)
+    }
+}
+
+/// Options of [`SentenceEncoder::encode`].
+#[derive(Debug, Clone)]
+pub struct EncodeOptions {
+    /// Texts per forward pass.
+    pub batch_size: usize,
+    /// Prefix prepended to every text (e.g. `"query: "`).
+    pub prompt: Option<String>,
+    /// Override the model's normalisation: `Some(false)` returns the pooled vectors.
+    pub normalize: Option<bool>,
+}
+
+impl Default for EncodeOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: 32,
+            prompt: None,
+            normalize: None,
+        }
+    }
+}
+
+/// A sentence-embedding model: BERT encoder, pooling, optional L2 normalisation, tokenizer and
+/// prompts, loaded from and saved to a sentence-transformers model directory.
+///
+/// It is a burn [`Module`]: on an autodiff backend, [`SentenceEncoder::forward`] carries
+/// gradients and an optimiser can update it; `valid()` gives the inference copy (no dropout).
+#[derive(Module, Debug)]
+pub struct SentenceEncoder<B: Backend> {
+    /// The transformer.
+    pub bert: Bert<B>,
+    #[module(skip)]
+    meta: Arc<Meta>,
+}
+
+impl<B: Backend> SentenceEncoder<B> {
+    /// Loads a model directory (sentence-transformers layout, or a plain transformers BERT
+    /// directory, which gets mean pooling without normalisation).
+    pub fn load(dir: impl AsRef<Path>, device: &B::Device) -> Result<Self> {
+        let dir = dir.as_ref();
+        if !dir.is_dir() {
+            return Err(EncoderError::MissingFile {
+                path: dir.to_path_buf(),
+                what: "the model directory",
+            });
+        }
+        let st = StMeta::load(dir, |p| Ok(TransformerConfig::load(p)?.max_position_embeddings))?;
+        let tdir = st.transformer_dir.clone();
+        let config = TransformerConfig::load(&tdir.join("config.json"))?;
+        let weights_path = tdir.join("model.safetensors");
+        if !weights_path.is_file() {
+            let found: Vec<String> = ["pytorch_model.bin", "model.bin", "tf_model.h5", "model.onnx", "flax_model.msgpack"]
+                .iter()
+                .filter(|f| tdir.join(f).exists())
+                .map(|f| f.to_string())
+                .collect();
+            if found.is_empty() {
+                return Err(EncoderError::MissingFile {
+                    path: weights_path,
+                    what: "the weights (model.safetensors)",
+                });
+            }
+            return Err(EncoderError::NotSafetensors {
+                dir: tdir,
+                found: found.join(", "),
+            });
+        }
+        let bytes = std::fs::read(&weights_path).map_err(io_err(&weights_path))?;
+        let mut reader = WeightReader::new(&bytes, &weights_path)?;
+        let weight_prefix = reader.prefix();
+        let bert = Bert::new(&config, &mut Source::File(&mut reader), device)?;
+        let kept_tensors = reader.finish()?;
+        drop(bytes);
+
+        let tokenizer = TextTokenizer::from_file(&tdir.join("tokenizer.json"), st.max_seq_length, config.pad_token_id)?
+            .with_lowercase(st.do_lower_case);
+        let mut tokenizer_files = Vec::new();
+        for name in TOKENIZER_FILES {
+            let p = tdir.join(name);
+            if p.is_file() {
+                tokenizer_files.push((name.to_string(), std::fs::read(&p).map_err(io_err(&p))?));
+            }
+        }
+        Ok(Self {
+            bert,
+            meta: Arc::new(Meta {
+                config,
+                st,
+                tokenizer,
+                weight_prefix,
+                kept_tensors,
+                tokenizer_files,
+                lora: None,
+                source: Some(dir.to_path_buf()),
+            }),
+        })
+    }
+
+    /// A model with random weights (for tests and examples that need no files): the given
+    /// config and tokenizer, mean pooling and L2 normalisation.
+    pub fn random(config: TransformerConfig, tokenizer: TextTokenizer, device: &B::Device) -> Result<Self> {
+        let bert = Bert::new(&config, &mut Source::Random, device)?;
+        let st = StMeta {
+            transformer_dir: PathBuf::new(),
+            pooling: Pooling::default(),
+            normalize: true,
+            max_seq_length: tokenizer.max_seq_len(),
+            do_lower_case: false,
+            prompts: Prompts::default(),
+            similarity_fn_name: "cosine".into(),
+            has_modules_json: true,
+            tokenizer_config: None,
+        };
+        let tokenizer_json = tokenizer.inner().to_string(true).map_err(|e| EncoderError::Tokenizer {
+            path: PathBuf::from("<in memory>"),
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            bert,
+            meta: Arc::new(Meta {
+                config,
+                st,
+                tokenizer,
+                weight_prefix: "",
+                kept_tensors: Vec::new(),
+                tokenizer_files: vec![("tokenizer.json".into(), tokenizer_json.into_bytes())],
+                lora: None,
+                source: None,
+            }),
+        })
+    }
+
+    fn meta_mut(&mut self) -> &mut Meta {
+        Arc::make_mut(&mut self.meta)
+    }
+
+    /// The transformer configuration.
+    pub fn config(&self) -> &TransformerConfig {
+        &self.meta.config
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &TextTokenizer {
+        &self.meta.tokenizer
+    }
+
+    /// The pooling layer.
+    pub fn pooling(&self) -> &Pooling {
+        &self.meta.st.pooling
+    }
+
+    /// Whether embeddings are L2-normalised.
+    pub fn normalize(&self) -> bool {
+        self.meta.st.normalize
+    }
+
+    /// Width of the embeddings.
+    pub fn dim(&self) -> usize {
+        self.meta.config.hidden_size * self.meta.st.pooling.modes.len()
+    }
+
+    /// Truncation length in tokens, special tokens included.
+    pub fn max_seq_length(&self) -> usize {
+        self.meta.st.max_seq_length
+    }
+
+    /// Changes the truncation length (at most `max_position_embeddings`).
+    pub fn set_max_seq_length(&mut self, max_seq_length: usize) -> Result<()> {
+        let limit = self.meta.config.max_position_embeddings;
+        if max_seq_length > limit || max_seq_length < 2 {
+            return Err(EncoderError::InvalidInput {
+                name: "max_seq_length",
+                reason: format!("{max_seq_length} is not in 2..={limit}"),
+            });
+        }
+        let meta = self.meta_mut();
+        meta.tokenizer.set_max_seq_len(max_seq_length)?;
+        meta.st.max_seq_length = max_seq_length;
+        Ok(())
+    }
+
+    /// Query and passage prompts (from `config_sentence_transformers.json`, or as set).
+    pub fn prompts(&self) -> &Prompts {
+        &self.meta.st.prompts
+    }
+
+    /// Replaces the prompts (they are saved with the model).
+    pub fn set_prompts(&mut self, prompts: Prompts) {
+        self.meta_mut().st.prompts = prompts;
+    }
+
+    /// The directory the model was loaded from.
+    pub fn source(&self) -> Option<&Path> {
+        self.meta.source.as_deref()
+    }
+
+    /// Tokenises `texts` (each prefixed by `prompt`) into a padded batch.
+    pub fn tokenize(&self, texts: &[&str], prompt: Option<&str>) -> Result<TokenBatch> {
+        if texts.is_empty() {
+            return Err(EncoderError::InvalidInput {
+                name: "texts",
+                reason: "no texts to encode".into(),
+            });
+        }
+        self.meta.tokenizer.batch(texts, prompt)
+    }
+
+    /// The device of the model's weights.
+    pub fn device(&self) -> B::Device {
+        self.bert.embeddings.word.weight.device()
+    }
+
+    /// Embeddings `[batch, dim]` of a token batch: transformer, pooling and (per the model)
+    /// normalisation. Differentiable on autodiff backends.
+    pub fn forward(&self, batch: &TokenBatch) -> Tensor<B, 2> {
+        let (ids, mask, types) = batch.to_tensors::<B>(&self.device());
+        self.forward_tensors(ids, mask, types, batch.prompt_len, self.meta.st.normalize)
+    }
+
+    /// [`SentenceEncoder::forward`] on tensors; `normalize` overrides the model's setting.
+    pub fn forward_tensors(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        attention_mask: Tensor<B, 2, Int>,
+        token_type_ids: Tensor<B, 2, Int>,
+        prompt_len: usize,
+        normalize: bool,
+    ) -> Tensor<B, 2> {
+        let tokens = self.bert.forward(input_ids, attention_mask.clone(), token_type_ids);
+        let pooled = self.meta.st.pooling.forward(tokens, attention_mask, prompt_len);
+        if normalize {
+            l2_normalize(pooled)
+        } else {
+            pooled
+        }
+    }
+
+    /// Tokenises and embeds `texts` in one batch: `[texts, dim]`, differentiable.
+    pub fn embed(&self, texts: &[&str], prompt: Option<&str>) -> Result<Tensor<B, 2>> {
+        Ok(self.forward(&self.tokenize(texts, prompt)?))
+    }
+
+    /// Batched inference: one embedding per text, in input order. Texts are grouped by token
+    /// length so that batches carry little padding.
+    pub fn encode<S: AsRef<str>>(&self, texts: &[S], options: &EncodeOptions) -> Result<Vec<Vec<f32>>> {
+        self.encode_with_progress(texts, options, |_| {})
+    }
+
+    /// [`SentenceEncoder::encode`], calling `progress(texts_done)` after each batch.
+    pub fn encode_with_progress<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        options: &EncodeOptions,
+        mut progress: impl FnMut(usize),
+    ) -> Result<Vec<Vec<f32>>> {
+        if options.batch_size == 0 {
+            return Err(EncoderError::InvalidInput {
+                name: "batch_size",
+                reason: "must be positive".into(),
+            });
+        }
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let prompt = options.prompt.as_deref().filter(|p| !p.is_empty());
+        let tok = &self.meta.tokenizer;
+        let inputs: Vec<String> = texts
+            .iter()
+            .map(|t| match prompt {
+                Some(p) => format!("{p}{}", t.as_ref()),
+                None => t.as_ref().to_string(),
+            })
+            .collect();
+        let ids = tok.encode_ids(&inputs.iter().map(String::as_str).collect::<Vec<_>>())?;
+        let prompt_len = match prompt {
+            Some(p) => tok.prompt_len(p)?,
+            None => 0,
+        };
+        // Longest first, so the first batch shows the peak memory at once.
+        let mut order: Vec<usize> = (0..ids.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
+        let normalize = options.normalize.unwrap_or(self.meta.st.normalize);
+        let device = self.device();
+        let mut out = vec![Vec::new(); texts.len()];
+        let mut done = 0;
+        for chunk in order.chunks(options.batch_size) {
+            let rows: Vec<Vec<u32>> = chunk.iter().map(|&i| ids[i].clone()).collect();
+            let batch = tok.pad(&rows, prompt_len);
+            let (a, b, c) = batch.to_tensors::<B>(&device);
+            let emb = self.forward_tensors(a, b, c, prompt_len, normalize);
+            let dim = emb.dims()[1];
+            let values = tensor_values(emb, "embeddings")?;
+            if values.iter().any(|v| !v.is_finite()) {
+                return Err(EncoderError::NonFiniteOutput { what: "embeddings" });
+            }
+            for (row, &i) in values.chunks(dim).zip(chunk) {
+                out[i] = row.to_vec();
+            }
+            done += chunk.len();
+            progress(done);
+        }
+        Ok(out)
+    }
+
+    /// Encodes queries with the query prompt.
+    pub fn encode_queries<S: AsRef<str>>(&self, texts: &[S], batch_size: usize) -> Result<Vec<Vec<f32>>> {
+        let options = EncodeOptions {
+            batch_size,
+            prompt: self.meta.st.prompts.query.clone(),
+            normalize: None,
+        };
+        self.encode(texts, &options)
+    }
+
+    /// Encodes passages with the passage prompt.
+    pub fn encode_passages<S: AsRef<str>>(&self, texts: &[S], batch_size: usize) -> Result<Vec<Vec<f32>>> {
+        let options = EncodeOptions {
+            batch_size,
+            prompt: self.meta.st.prompts.passage.clone(),
+            normalize: None,
+        };
+        self.encode(texts, &options)
+    }
+
+    /// Saves the model as a sentence-transformers directory (LoRA adapters merged), replacing
+    /// `dir` atomically: everything is written to a sibling temporary directory which is then
+    /// renamed into place, so a crash never leaves a half-written model.
+    pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        let meta = &self.meta;
+        let weights = crate::weights::serialize(
+            meta.weight_prefix,
+            &self.bert.export()?,
+            &meta.kept_tensors,
+            &dir.join("model.safetensors"),
+        )?;
+        write_dir_atomically(dir, |w: &mut DirWriter| {
+            w.json("config.json", &meta.config.raw)?;
+            w.bytes("model.safetensors", &weights)?;
+            for (name, bytes) in &meta.tokenizer_files {
+                w.bytes(name, bytes)?;
+            }
+            let mut tok_cfg = meta
+                .st
+                .tokenizer_config
+                .clone()
+                .unwrap_or_else(|| serde_json::json!({"tokenizer_class": "BertTokenizer", "do_lower_case": true}));
+            if let Value::Object(m) = &mut tok_cfg {
+                m.insert("model_max_length".into(), meta.st.max_seq_length.into());
+            }
+            w.json("tokenizer_config.json", &tok_cfg)?;
+            for (name, value) in st_files(&meta.st, meta.config.hidden_size) {
+                w.json(name, &value)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Attaches LoRA adapters to every linear layer that `config` targets and freezes all
+    /// other parameters. `seed` makes the adapters' initialisation reproducible.
+    pub fn with_lora(self, config: LoraConfig, seed: u64) -> Result<Self> {
+        config.validate()?;
+        if self.meta.lora.is_some() {
+            return Err(EncoderError::Lora("adapters are already attached".into()));
+        }
+        let device = self.device();
+        let mut meta = (*self.meta).clone();
+        let frozen = self.bert.no_grad();
+        let mut counter = 0u64;
+        let bert = frozen.map_dense(&mut |name, dense| {
+            if !config.matches(name) {
+                return Ok(dense);
+            }
+            counter += 1;
+            let adapter = LoraAdapter::init(dense.d_in(), dense.d_out(), &config, seed.wrapping_add(counter), &device);
+            Ok(crate::dense::Dense {
+                lora: Some(adapter),
+                ..dense
+            })
+        })?;
+        if counter == 0 {
+            return Err(EncoderError::Lora(format!(
+                "target_modules {:?} match no linear layer",
+                config.target_modules
+            )));
+        }
+        meta.lora = Some(config);
+        Ok(Self {
+            bert,
+            meta: Arc::new(meta),
+        })
+    }
+
+    /// The attached LoRA configuration, if any.
+    pub fn lora_config(&self) -> Option<&LoraConfig> {
+        self.meta.lora.as_ref()
+    }
+
+    /// Folds the adapters into the base weights and removes them. The merged model's
+    /// parameters are all trainable again.
+    pub fn merge_lora(self) -> Self {
+        let mut meta = (*self.meta).clone();
+        meta.lora = None;
+        let Ok(bert) = self
+            .bert
+            .map_dense(&mut |_, dense| Ok::<_, std::convert::Infallible>(dense.merge()));
+        Self {
+            bert: bert.map(&mut RequireGrad),
+            meta: Arc::new(meta),
+        }
+    }
+
+    /// Drops the adapters without merging them, leaving the (frozen) base model; its
+    /// parameters are trainable again.
+    pub fn remove_lora(self) -> Self {
+        let mut meta = (*self.meta).clone();
+        meta.lora = None;
+        let Ok(bert) = self.bert.map_dense(&mut |_, mut dense| {
+            dense.lora = None;
+            Ok::<_, std::convert::Infallible>(dense)
+        });
+        Self {
+            bert: bert.map(&mut RequireGrad),
+            meta: Arc::new(meta),
+        }
+    }
+
+    /// (trainable, total) parameter counts: with adapters, only adapter tensors are trainable.
+    pub fn parameter_counts(&self) -> (usize, usize) {
+        let mut adapters = 0;
+        for (_, dense) in self.bert.dense_layers() {
+            if let Some(a) = &dense.lora {
+                adapters += a.a.dims().iter().product::<usize>() + a.b.dims().iter().product::<usize>();
+            }
+        }
+        let total = self.bert.num_params();
+        if self.meta.lora.is_some() {
+            (adapters, total)
+        } else {
+            (total, total)
+        }
+    }
+
+    /// Saves the adapters alone in PEFT's format (`adapter_config.json` and
+    /// `adapter_model.safetensors`), atomically.
+    pub fn save_lora_adapter(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        let config = self
+            .meta
+            .lora
+            .as_ref()
+            .ok_or_else(|| EncoderError::Lora("no adapters are attached".into()))?;
+        let mut tensors = Vec::new();
+        for (name, dense) in self.bert.dense_layers() {
+            if let Some(a) = &dense.lora {
+                let (r, d_in, d_out) = (config.r, dense.d_in(), dense.d_out());
+                let an = format!("{name}.lora_A.weight");
+                tensors.push(crate::weights::NamedTensor {
+                    values: tensor_values(a.a.val().transpose(), &an)?,
+                    name: an,
+                    shape: vec![r, d_in],
+                });
+                let bn = format!("{name}.lora_B.weight");
+                tensors.push(crate::weights::NamedTensor {
+                    values: tensor_values(a.b.val().transpose(), &bn)?,
+                    name: bn,
+                    shape: vec![d_out, r],
+                });
+            }
+        }
+        let path = dir.join("adapter_model.safetensors");
+        let bytes = crate::weights::serialize(PEFT_PREFIX, &tensors, &[], &path)?;
+        let base = self.meta.source.as_ref().map(|p| p.display().to_string());
+        let adapter_config = serde_json::to_value(PeftAdapterConfig::from_lora(config, base))
+            .map_err(|e| EncoderError::Lora(e.to_string()))?;
+        write_dir_atomically(dir, |w| {
+            w.json("adapter_config.json", &adapter_config)?;
+            w.bytes("adapter_model.safetensors", &bytes)
+        })
+    }
+
+    /// Loads adapters saved in PEFT's format (by [`SentenceEncoder::save_lora_adapter`] or by
+    /// PEFT) onto this base model.
+    pub fn load_lora_adapter(self, dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        let cfg_path = dir.join("adapter_config.json");
+        let text = std::fs::read_to_string(&cfg_path).map_err(io_err(&cfg_path))?;
+        let peft: PeftAdapterConfig = serde_json::from_str(&text).map_err(|source| EncoderError::Json {
+            path: cfg_path.clone(),
+            source,
+        })?;
+        if let TargetModules::One(_) = peft.target_modules {
+            return Err(EncoderError::Lora(format!(
+                "{}: regular-expression target_modules are not supported",
+                cfg_path.display()
+            )));
+        }
+        let config = peft.to_lora()?;
+        let path = dir.join("adapter_model.safetensors");
+        let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+        let mut reader = WeightReader::new(&bytes, &path)?;
+        let device = self.device();
+        let with = self.with_lora(config.clone(), 0)?;
+        let mut meta = (*with.meta).clone();
+        let bert = with.bert.map_dense(&mut |name, dense| {
+            if dense.lora.is_none() {
+                return Ok(dense);
+            }
+            let (d_in, d_out) = (dense.d_in(), dense.d_out());
+            let a: Tensor<B, 2> =
+                reader.tensor(&format!("{PEFT_PREFIX}{name}.lora_A.weight"), [config.r, d_in], &device)?;
+            let b: Tensor<B, 2> =
+                reader.tensor(&format!("{PEFT_PREFIX}{name}.lora_B.weight"), [d_out, config.r], &device)?;
+            Ok(crate::dense::Dense {
+                lora: Some(LoraAdapter::from_tensors(a.transpose(), b.transpose(), &config)),
+                ..dense
+            })
+        })?;
+        // Adapters for modules this model lacks (e.g. PEFT's pooler.dense) are ignored; every
+        // adapter this model needs must be present.
+        reader.check_missing()?;
+        meta.lora = Some(config);
+        Ok(Self {
+            bert,
+            meta: Arc::new(meta),
+        })
+    }
+}

@@ -1,0 +1,212 @@
+//! Tokenisation with the model's `tokenizer.json`, truncated as sentence-transformers does.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
+use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+
+use crate::error::{EncoderError, Result};
+
+/// A padded batch of token ids, ready to become tensors.
+///
+/// All three vectors are row-major `[batch, seq_len]`; padding is on the right.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenBatch {
+    /// Token ids, padded with the model's pad id.
+    pub input_ids: Vec<i64>,
+    /// 1 for real tokens, 0 for padding.
+    pub attention_mask: Vec<i64>,
+    /// Segment ids (0 for single texts).
+    pub token_type_ids: Vec<i64>,
+    /// Number of texts.
+    pub batch: usize,
+    /// Length of the longest text in tokens (the padded width).
+    pub seq_len: usize,
+    /// Tokens taken by the prompt prefix, `[CLS]` included (0 without a prompt). Pooling
+    /// excludes them when the model's pooling has `include_prompt: false`.
+    pub prompt_len: usize,
+}
+
+impl TokenBatch {
+    /// The number of real (unpadded) tokens of each text.
+    pub fn lengths(&self) -> Vec<usize> {
+        self.attention_mask
+            .chunks(self.seq_len.max(1))
+            .map(|row| row.iter().filter(|&&m| m != 0).count())
+            .collect()
+    }
+
+    /// The three inputs as integer tensors `[batch, seq_len]` on `device`.
+    pub fn to_tensors<B: Backend>(
+        &self,
+        device: &B::Device,
+    ) -> (Tensor<B, 2, Int>, Tensor<B, 2, Int>, Tensor<B, 2, Int>) {
+        let shape = [self.batch, self.seq_len];
+        let make = |v: &Vec<i64>| Tensor::<B, 2, Int>::from_data(TensorData::new(v.clone(), shape), device);
+        (
+            make(&self.input_ids),
+            make(&self.attention_mask),
+            make(&self.token_type_ids),
+        )
+    }
+}
+
+/// The model's tokenizer with sentence-transformers' truncation.
+///
+/// Each text is truncated so that, with its special tokens, it has at most `max_seq_len` tokens
+/// (`truncation="longest_first"`); batches are padded to their longest text. The truncation and
+/// padding stored inside `tokenizer.json` are replaced: sentence-transformers does not use them.
+#[derive(Debug, Clone)]
+pub struct TextTokenizer {
+    inner: Tokenizer,
+    max_seq_len: usize,
+    pad_id: i64,
+    lowercase: bool,
+    path: PathBuf,
+}
+
+impl TextTokenizer {
+    /// Loads `tokenizer.json`.
+    pub fn from_file(path: &Path, max_seq_len: usize, pad_id: usize) -> Result<Self> {
+        if !path.is_file() {
+            return Err(EncoderError::MissingFile {
+                path: path.to_path_buf(),
+                what: "the tokenizer (tokenizer.json)",
+            });
+        }
+        let inner = Tokenizer::from_file(path).map_err(|e| EncoderError::Tokenizer {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Self::new(inner, max_seq_len, pad_id, path.to_path_buf())
+    }
+
+    /// Wraps an in-memory tokenizer; `path` is only used in error messages.
+    pub fn new(mut inner: Tokenizer, max_seq_len: usize, pad_id: usize, path: PathBuf) -> Result<Self> {
+        if max_seq_len < 2 {
+            return Err(EncoderError::Tokenizer {
+                path,
+                reason: format!("max_seq_len {max_seq_len} leaves no room for [CLS] and [SEP]"),
+            });
+        }
+        inner.with_padding(None);
+        inner
+            .with_truncation(Some(TruncationParams {
+                direction: TruncationDirection::Right,
+                max_length: max_seq_len,
+                strategy: TruncationStrategy::LongestFirst,
+                stride: 0,
+            }))
+            .map_err(|e| EncoderError::Tokenizer {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            inner,
+            max_seq_len,
+            pad_id: pad_id as i64,
+            lowercase: false,
+            path,
+        })
+    }
+
+    /// Lowercases texts before tokenisation (sentence-transformers' `do_lower_case: true`).
+    pub fn with_lowercase(mut self, lowercase: bool) -> Self {
+        self.lowercase = lowercase;
+        self
+    }
+
+    /// The truncation length, special tokens included.
+    pub fn max_seq_len(&self) -> usize {
+        self.max_seq_len
+    }
+
+    /// Changes the truncation length.
+    pub fn set_max_seq_len(&mut self, max_seq_len: usize) -> Result<()> {
+        *self = Self::new(self.inner.clone(), max_seq_len, self.pad_id as usize, self.path.clone())?
+            .with_lowercase(self.lowercase);
+        Ok(())
+    }
+
+    /// Number of tokens in the vocabulary, added tokens included.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// The wrapped `tokenizers` tokenizer (with this crate's truncation applied).
+    pub fn inner(&self) -> &Tokenizer {
+        &self.inner
+    }
+
+    /// Token ids of each text (special tokens included, truncated, unpadded).
+    pub fn encode_ids(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+        let inputs: Vec<String> = texts
+            .iter()
+            .map(|t| if self.lowercase { t.to_lowercase() } else { t.to_string() })
+            .collect();
+        let encodings =
+            self.inner
+                .encode_batch_fast(inputs, true)
+                .map_err(|e| EncoderError::Tokenizer {
+                    path: self.path.clone(),
+                    reason: e.to_string(),
+                })?;
+        Ok(encodings.into_iter().map(|e| e.get_ids().to_vec()).collect())
+    }
+
+    /// Tokenises and pads `texts`, each prefixed by `prompt` when given.
+    pub fn batch(&self, texts: &[&str], prompt: Option<&str>) -> Result<TokenBatch> {
+        let prompt = prompt.filter(|p| !p.is_empty());
+        let ids = match prompt {
+            Some(p) => {
+                let joined: Vec<String> = texts.iter().map(|t| format!("{p}{t}")).collect();
+                self.encode_ids(&joined.iter().map(String::as_str).collect::<Vec<_>>())?
+            }
+            None => self.encode_ids(texts)?,
+        };
+        let prompt_len = match prompt {
+            Some(p) => self.prompt_len(p)?,
+            None => 0,
+        };
+        Ok(self.pad(&ids, prompt_len))
+    }
+
+    /// Pads already tokenised texts into a batch.
+    pub fn pad(&self, ids: &[Vec<u32>], prompt_len: usize) -> TokenBatch {
+        let batch = ids.len();
+        let seq_len = ids.iter().map(Vec::len).max().unwrap_or(0);
+        let mut input_ids = vec![self.pad_id; batch * seq_len];
+        let mut attention_mask = vec![0i64; batch * seq_len];
+        for (row, tokens) in ids.iter().enumerate() {
+            let base = row * seq_len;
+            for (j, &t) in tokens.iter().enumerate() {
+                input_ids[base + j] = t as i64;
+                attention_mask[base + j] = 1;
+            }
+        }
+        TokenBatch {
+            input_ids,
+            attention_mask,
+            token_type_ids: vec![0; batch * seq_len],
+            batch,
+            seq_len,
+            prompt_len,
+        }
+    }
+
+    /// Tokens of `prompt` with `[CLS]` and without the trailing `[SEP]`, as
+    /// sentence-transformers counts a prompt for `include_prompt: false`.
+    pub fn prompt_len(&self, prompt: &str) -> Result<usize> {
+        let encoding = self
+            .inner
+            .encode_fast(prompt, true)
+            .map_err(|e| EncoderError::Tokenizer {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            })?;
+        let special = encoding.get_special_tokens_mask();
+        let ends_special = special.last().is_some_and(|&s| s == 1);
+        Ok(encoding.len() - usize::from(ends_special))
+    }
+}

@@ -1,0 +1,136 @@
+//! Parity with sentence-transformers on all-MiniLM-L6-v2 (needs `EMBEDTUNE_SHARED`).
+
+mod common;
+
+use burn_ndarray::NdArray;
+use common::{cosine, max_abs_diff, minilm, shared};
+use embedtune_encoder::{EncodeOptions, SentenceEncoder};
+use serde_json::Value;
+
+type B = NdArray<f32>;
+
+struct Reference {
+    text: String,
+    input_ids: Vec<u32>,
+    token_type_ids: Vec<u32>,
+    pooled: Vec<f32>,
+    embedding: Vec<f32>,
+}
+
+fn references(shared: &std::path::Path) -> Vec<Reference> {
+    let path = shared.join("reference/minilm_embeddings.jsonl");
+    let text = std::fs::read_to_string(&path).expect("reference file readable");
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("reference line is JSON");
+            let ints = |k: &str| -> Vec<u32> {
+                v[k].as_array().expect(k).iter().map(|x| x.as_u64().expect("int") as u32).collect()
+            };
+            let floats = |k: &str| -> Vec<f32> {
+                v[k].as_array().expect(k).iter().map(|x| x.as_f64().expect("float") as f32).collect()
+            };
+            Reference {
+                text: v["text"].as_str().expect("text").to_string(),
+                input_ids: ints("input_ids"),
+                token_type_ids: ints("token_type_ids"),
+                pooled: floats("pooled"),
+                embedding: floats("embedding"),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn minilm_matches_sentence_transformers() {
+    let Some(dir) = minilm("minilm_matches_sentence_transformers") else { return };
+    let refs = references(&shared("refs").expect("shared"));
+    assert!(refs.len() >= 20, "expected the 20 reference texts, got {}", refs.len());
+    let device = Default::default();
+    let model = SentenceEncoder::<B>::load(&dir, &device).expect("model loads");
+    assert_eq!(model.max_seq_length(), 256, "max_seq_length from sentence_bert_config.json");
+    assert!(model.normalize());
+
+    let texts: Vec<&str> = refs.iter().map(|r| r.text.as_str()).collect();
+    let ids = model.tokenizer().encode_ids(&texts).expect("tokenize");
+    for (r, got) in refs.iter().zip(&ids) {
+        assert_eq!(got, &r.input_ids, "input_ids differ for {:?}", r.text);
+        let batch = model.tokenize(&[r.text.as_str()], None).expect("tokenize");
+        let types: Vec<u32> = batch.token_type_ids.iter().map(|&t| t as u32).collect();
+        assert_eq!(types, r.token_type_ids);
+    }
+
+    let pooled = model
+        .encode(&texts, &EncodeOptions { batch_size: 7, normalize: Some(false), ..Default::default() })
+        .expect("encode pooled");
+    let emb = model.encode(&texts, &EncodeOptions { batch_size: 7, ..Default::default() }).expect("encode");
+    let (mut worst_cos, mut worst_diff) = (1.0f64, 0.0f32);
+    let (mut worst_cos_p, mut worst_diff_p) = (1.0f64, 0.0f32);
+    for (i, r) in refs.iter().enumerate() {
+        worst_cos = worst_cos.min(cosine(&emb[i], &r.embedding));
+        worst_diff = worst_diff.max(max_abs_diff(&emb[i], &r.embedding));
+        worst_cos_p = worst_cos_p.min(cosine(&pooled[i], &r.pooled));
+        worst_diff_p = worst_diff_p.max(max_abs_diff(&pooled[i], &r.pooled));
+    }
+    eprintln!(
+        "parity over {} texts: embedding worst cosine {worst_cos:.9}, worst |diff| {worst_diff:.3e}; \
+         pooled worst cosine {worst_cos_p:.9}, worst |diff| {worst_diff_p:.3e}",
+        refs.len()
+    );
+    assert!(worst_cos >= 0.99999, "embedding cosine {worst_cos}");
+    assert!(worst_diff <= 1e-4, "embedding diff {worst_diff}");
+    assert!(worst_cos_p >= 0.99999, "pooled cosine {worst_cos_p}");
+    assert!(worst_diff_p <= 1e-4, "pooled diff {worst_diff_p}");
+}
+
+#[test]
+fn minilm_batch_size_does_not_change_results() {
+    let Some(dir) = minilm("minilm_batch_size_does_not_change_results") else { return };
+    let refs = references(&shared("refs").expect("shared"));
+    let texts: Vec<&str> = refs.iter().map(|r| r.text.as_str()).collect();
+    let model = SentenceEncoder::<B>::load(&dir, &Default::default()).expect("model loads");
+    let run = |bs| model.encode(&texts, &EncodeOptions { batch_size: bs, ..Default::default() }).expect("encode");
+    let one = run(1);
+    for bs in [7, 32] {
+        let other = run(bs);
+        let worst = one.iter().zip(&other).map(|(a, b)| max_abs_diff(a, b)).fold(0.0, f32::max);
+        eprintln!("batch size 1 vs {bs}: worst |diff| {worst:.3e}");
+        assert!(worst <= 1e-5, "batch size {bs} differs from 1 by {worst}");
+    }
+}
+
+#[test]
+fn minilm_save_and_reload_round_trips() {
+    let Some(dir) = minilm("minilm_save_and_reload_round_trips") else { return };
+    let device = Default::default();
+    let model = SentenceEncoder::<B>::load(&dir, &device).expect("model loads");
+    let out = tempfile::tempdir().expect("tempdir");
+    let saved = out.path().join("saved");
+    model.save(&saved).expect("save");
+    let reloaded = SentenceEncoder::<B>::load(&saved, &device).expect("reload");
+    let texts = ["SuperStream contributions are due within 28 days.", "a", "Zürich"];
+    let a = model.encode(&texts, &EncodeOptions::default()).expect("encode");
+    let b = reloaded.encode(&texts, &EncodeOptions::default()).expect("encode");
+    assert_eq!(a, b, "reloaded model gives different embeddings");
+
+    // Same tensor names, shapes and dtypes as the source file.
+    let header = |p: &std::path::Path| {
+        let bytes = std::fs::read(p).expect("read");
+        let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+        let v: Value = serde_json::from_slice(&bytes[8..8 + n]).expect("header");
+        let mut out: Vec<(String, String)> = v
+            .as_object()
+            .expect("object")
+            .iter()
+            .filter(|(k, _)| *k != "__metadata__")
+            .map(|(k, t)| (k.clone(), format!("{} {}", t["dtype"], t["shape"])))
+            .collect();
+        out.sort();
+        out
+    };
+    assert_eq!(header(&dir.join("model.safetensors")), header(&saved.join("model.safetensors")));
+    for f in ["config.json", "tokenizer.json", "tokenizer_config.json", "modules.json", "1_Pooling/config.json",
+        "sentence_bert_config.json", "config_sentence_transformers.json", "vocab.txt", "special_tokens_map.json"] {
+        assert!(saved.join(f).is_file(), "saved directory lacks {f}");
+    }
+}
