@@ -1,1 +1,59 @@
-fn main() {}
+//! Encoding throughput: 64 SciFact passages (title + " " + text), max_seq 256, batch 32, with
+//! all-MiniLM-L6-v2 on the CPU backend(s). Needs `EMBEDTUNE_SHARED`.
+//!
+//! `cargo bench --bench encode` (add `--features blas-openblas` for ndarray with OpenBLAS).
+//! Compare with `python3 $EMBEDTUNE_SHARED/tools/peer_bench.py encode --docs 64`.
+
+use std::time::Duration;
+
+use burn::tensor::backend::Backend;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use embedtune_encoder::{EncodeOptions, SentenceEncoder};
+
+const DOCS: usize = 64;
+
+fn passages(shared: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string(shared.join("data/scifact/corpus.jsonl")).expect("corpus.jsonl");
+    text.lines()
+        .take(DOCS)
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json");
+            format!("{} {}", v["title"].as_str().unwrap_or(""), v["text"].as_str().unwrap_or(""))
+                .trim()
+                .to_string()
+        })
+        .collect()
+}
+
+fn bench_backend<B: Backend>(c: &mut Criterion, name: &str, shared: &std::path::Path, device: B::Device) {
+    let model = SentenceEncoder::<B>::load(shared.join("models/all-MiniLM-L6-v2"), &device).expect("model");
+    let docs = passages(shared);
+    let tokens: usize = model
+        .tokenizer()
+        .encode_ids(&docs.iter().map(String::as_str).collect::<Vec<_>>())
+        .expect("tokenize")
+        .iter()
+        .map(Vec::len)
+        .sum();
+    let opts = EncodeOptions { batch_size: 32, ..Default::default() };
+    model.encode(&docs[..32], &opts).expect("warm-up");
+    let mut group = c.benchmark_group(format!("encode/{name}"));
+    group.sample_size(10).measurement_time(Duration::from_secs(20));
+    group.throughput(Throughput::Elements(DOCS as u64));
+    group.bench_function("texts", |b| b.iter(|| model.encode(&docs, &opts).expect("encode")));
+    group.throughput(Throughput::Elements(tokens as u64));
+    group.bench_function("tokens", |b| b.iter(|| model.encode(&docs, &opts).expect("encode")));
+    group.finish();
+    eprintln!("{name}: {DOCS} passages, {tokens} tokens (max_seq 256)");
+}
+
+fn encode(c: &mut Criterion) {
+    let Some(shared) = embedtune::shared_dir() else {
+        eprintln!("skipping encode bench: set EMBEDTUNE_SHARED to the shared assets folder");
+        return;
+    };
+    bench_backend::<burn_ndarray::NdArray<f32>>(c, "ndarray", &shared, Default::default());
+}
+
+criterion_group!(benches, encode);
+criterion_main!(benches);

@@ -11,6 +11,11 @@ pub struct DirWriter {
 }
 
 impl DirWriter {
+    /// The staging directory, for writers that create their own files or folders in it.
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
     /// Writes `bytes` to `name` (a relative path; parent folders are created) and syncs it.
     pub fn bytes(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
         let path = self.root.join(name);
@@ -81,6 +86,34 @@ pub fn write_dir_atomically(
     }
     if let Some(old) = old {
         std::fs::remove_dir_all(&old).map_err(io_err(&old))?;
+    }
+    Ok(())
+}
+
+/// Writes the files `fill` produces into directory `dir`, keeping the files already there that
+/// it does not produce: everything is staged in a sibling directory first, then each file is
+/// renamed into place (an atomic replacement per file). Use it where `dir` also holds other
+/// artefacts, e.g. a training run's logs beside the model it saves.
+pub fn write_into_dir(dir: &Path, fill: impl FnOnce(&mut DirWriter) -> Result<()>) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let staging = sibling(dir, "tmp");
+    std::fs::create_dir_all(&staging).map_err(io_err(&staging))?;
+    let mut writer = DirWriter { root: staging.clone() };
+    let result = fill(&mut writer).and_then(|()| move_tree(&staging, dir));
+    let _ = std::fs::remove_dir_all(&staging);
+    result
+}
+
+fn move_tree(from: &Path, to: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(from).map_err(io_err(from))? {
+        let entry = entry.map_err(io_err(from))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if src.is_dir() {
+            std::fs::create_dir_all(&dst).map_err(io_err(&dst))?;
+            move_tree(&src, &dst)?;
+        } else {
+            std::fs::rename(&src, &dst).map_err(io_err(&dst))?;
+        }
     }
     Ok(())
 }

@@ -384,33 +384,48 @@ impl<B: Backend> SentenceEncoder<B> {
     /// renamed into place, so a crash never leaves a half-written model.
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
         let dir = dir.as_ref();
-        let meta = &self.meta;
-        let weights = crate::weights::serialize(
-            meta.weight_prefix,
+        let weights = self.weights_bytes(dir)?;
+        write_dir_atomically(dir, |w| self.write_files(w, &weights))
+    }
+
+    /// Saves the model's files into `dir`, keeping other files there (e.g. a training run's
+    /// logs): each file is staged, then renamed into place atomically. See
+    /// [`write_into_dir`](crate::write_into_dir).
+    pub fn save_into(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        let weights = self.weights_bytes(dir)?;
+        crate::fsutil::write_into_dir(dir, |w| self.write_files(w, &weights))
+    }
+
+    fn weights_bytes(&self, dir: &Path) -> Result<Vec<u8>> {
+        crate::weights::serialize(
+            self.meta.weight_prefix,
             &self.bert.export()?,
-            &meta.kept_tensors,
+            &self.meta.kept_tensors,
             &dir.join("model.safetensors"),
-        )?;
-        write_dir_atomically(dir, |w: &mut DirWriter| {
-            w.json("config.json", &meta.config.raw)?;
-            w.bytes("model.safetensors", &weights)?;
-            for (name, bytes) in &meta.tokenizer_files {
-                w.bytes(name, bytes)?;
-            }
-            let mut tok_cfg = meta
-                .st
-                .tokenizer_config
-                .clone()
-                .unwrap_or_else(|| serde_json::json!({"tokenizer_class": "BertTokenizer", "do_lower_case": true}));
-            if let Value::Object(m) = &mut tok_cfg {
-                m.insert("model_max_length".into(), meta.st.max_seq_length.into());
-            }
-            w.json("tokenizer_config.json", &tok_cfg)?;
-            for (name, value) in st_files(&meta.st, meta.config.hidden_size) {
-                w.json(name, &value)?;
-            }
-            Ok(())
-        })
+        )
+    }
+
+    fn write_files(&self, w: &mut DirWriter, weights: &[u8]) -> Result<()> {
+        let meta = &self.meta;
+        w.json("config.json", &meta.config.raw)?;
+        w.bytes("model.safetensors", weights)?;
+        for (name, bytes) in &meta.tokenizer_files {
+            w.bytes(name, bytes)?;
+        }
+        let mut tok_cfg = meta
+            .st
+            .tokenizer_config
+            .clone()
+            .unwrap_or_else(|| serde_json::json!({"tokenizer_class": "BertTokenizer", "do_lower_case": true}));
+        if let Value::Object(m) = &mut tok_cfg {
+            m.insert("model_max_length".into(), meta.st.max_seq_length.into());
+        }
+        w.json("tokenizer_config.json", &tok_cfg)?;
+        for (name, value) in st_files(&meta.st, meta.config.hidden_size) {
+            w.json(name, &value)?;
+        }
+        Ok(())
     }
 
     /// Attaches LoRA adapters to every linear layer that `config` targets and freezes all

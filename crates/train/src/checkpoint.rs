@@ -1,0 +1,236 @@
+//! Checkpoints: model (or LoRA adapters), optimiser state, schedule position and run history,
+//! written atomically so that a killed run always leaves the last complete checkpoint intact.
+//!
+//! Layout of a checkpoint directory:
+//! - `model/`: the model in the sentence-transformers layout (full fine-tuning), or
+//!   `adapter/`: the LoRA adapters in PEFT's format (the base model is the run's input model);
+//! - `optimizer.safetensors`: AdamW moments, named `{parameter path}.exp_avg` / `.exp_avg_sq`;
+//! - `trainer_state.json`: step, history, evaluations, best model, and the settings.
+//!
+//! The schedule and the data order are functions of the settings and the step, and dropout is
+//! reseeded from the step, so resuming reproduces the uninterrupted run exactly.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use burn::tensor::backend::AutodiffBackend;
+use embedtune_encoder::{write_dir_atomically, SentenceEncoder};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
+
+use crate::config::TrainConfig;
+use crate::error::{io_err, Result, TrainError};
+use crate::log::{EvalRecord, StepRecord};
+use crate::optim::AdamW;
+use crate::trainer::Best;
+
+const FORMAT_VERSION: u32 = 1;
+
+/// The run's progress, saved in `trainer_state.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainerState {
+    /// Checkpoint format version.
+    pub format_version: u32,
+    /// Optimiser steps done.
+    pub step: u64,
+    /// Logged steps.
+    pub history: Vec<StepRecord>,
+    /// Evaluations.
+    pub evals: Vec<EvalRecord>,
+    /// Best evaluation so far.
+    pub best: Option<Best>,
+    /// The settings of the run.
+    pub config: TrainConfig,
+    /// The model the run started from.
+    pub base_model: Option<PathBuf>,
+}
+
+impl TrainerState {
+    pub(crate) fn new(config: &TrainConfig, base_model: Option<&Path>) -> Self {
+        Self {
+            format_version: FORMAT_VERSION,
+            step: 0,
+            history: Vec::new(),
+            evals: Vec::new(),
+            best: None,
+            config: config.clone(),
+            base_model: base_model.map(Path::to_path_buf),
+        }
+    }
+}
+
+/// A loaded checkpoint.
+pub struct Checkpoint<B: AutodiffBackend> {
+    /// The model to continue training.
+    pub model: SentenceEncoder<B>,
+    /// The optimiser with its state.
+    pub optimizer: AdamW<B>,
+    /// Progress and history.
+    pub state: TrainerState,
+}
+
+/// Settings that change the computation: a resumed run must have the same.
+fn fingerprint(c: &TrainConfig) -> Vec<(&'static str, String)> {
+    vec![
+        ("epochs", c.epochs.to_string()),
+        ("max_steps", format!("{:?}", c.max_steps)),
+        ("batch_size", c.batch_size.to_string()),
+        ("grad_accum", c.grad_accum.to_string()),
+        ("lr", c.lr.to_string()),
+        ("warmup_ratio", c.warmup_ratio.to_string()),
+        ("adamw", format!("{:?}", c.adamw)),
+        ("max_grad_norm", c.max_grad_norm.to_string()),
+        ("seed", c.seed.to_string()),
+        ("loss", format!("{:?}", c.loss)),
+        ("no_duplicates", c.no_duplicates.to_string()),
+        ("num_negatives", format!("{:?}", c.num_negatives)),
+        ("lora", format!("{:?}", c.lora)),
+        ("max_seq_len", format!("{:?}", c.max_seq_len)),
+        ("query_prompt", format!("{:?}", c.query_prompt)),
+        ("passage_prompt", format!("{:?}", c.passage_prompt)),
+    ]
+}
+
+impl<B: AutodiffBackend> Checkpoint<B> {
+    /// Loads checkpoint `dir` of a run with settings `config`; `base` is the run's input model
+    /// (needed for LoRA checkpoints, which hold only the adapters).
+    pub fn load(
+        dir: &Path,
+        base: &SentenceEncoder<B>,
+        config: &TrainConfig,
+        device: &B::Device,
+    ) -> Result<Self> {
+        let state_path = dir.join("trainer_state.json");
+        let text = std::fs::read_to_string(&state_path).map_err(io_err(&state_path))?;
+        let state: TrainerState = serde_json::from_str(&text)
+            .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", state_path.display())))?;
+        if state.format_version != FORMAT_VERSION {
+            return Err(TrainError::Checkpoint(format!(
+                "{}: format version {} (this build reads {FORMAT_VERSION})",
+                state_path.display(),
+                state.format_version
+            )));
+        }
+        let differ: Vec<String> = fingerprint(&state.config)
+            .into_iter()
+            .zip(fingerprint(config))
+            .filter(|(a, b)| a.1 != b.1)
+            .map(|(a, b)| format!("{} (checkpoint {}, now {})", a.0, a.1, b.1))
+            .collect();
+        if !differ.is_empty() {
+            return Err(TrainError::Checkpoint(format!(
+                "{} was written with other settings: {}",
+                dir.display(),
+                differ.join("; ")
+            )));
+        }
+        let model = if config.lora.is_some() {
+            base.clone().load_lora_adapter(dir.join("adapter"))?
+        } else {
+            let mut m = SentenceEncoder::<B>::load(dir.join("model"), device)?;
+            m.set_prompts(base.prompts().clone());
+            m
+        };
+        let opt_path = dir.join("optimizer.safetensors");
+        let bytes = std::fs::read(&opt_path).map_err(io_err(&opt_path))?;
+        let file = SafeTensors::deserialize(&bytes)
+            .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", opt_path.display())))?;
+        let mut tensors = BTreeMap::new();
+        for (name, view) in file.tensors() {
+            if view.dtype() != Dtype::F32 {
+                return Err(TrainError::Checkpoint(format!(
+                    "{}: {name} is not F32",
+                    opt_path.display()
+                )));
+            }
+            let values: Vec<f32> = view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            tensors.insert(name, values);
+        }
+        let optimizer = AdamW::import(config.adamw, state.step, tensors, device)?;
+        Ok(Self {
+            model,
+            optimizer,
+            state,
+        })
+    }
+}
+
+/// Writes a checkpoint to `dir` atomically (replacing an existing one).
+pub fn save<B: AutodiffBackend>(
+    dir: &Path,
+    model: &SentenceEncoder<B>,
+    optimizer: &AdamW<B>,
+    state: &TrainerState,
+) -> Result<()> {
+    let (_, moments) = optimizer.export()?;
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = moments
+        .into_iter()
+        .map(|(name, values)| {
+            let shape = vec![values.len()];
+            let data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            (name, shape, data)
+        })
+        .collect();
+    let mut views = Vec::with_capacity(bytes.len());
+    for (name, shape, data) in &bytes {
+        let view = TensorView::new(Dtype::F32, shape.clone(), data)
+            .map_err(|e| TrainError::Checkpoint(format!("optimiser tensor {name}: {e}")))?;
+        views.push((name.clone(), view));
+    }
+    let optimizer_bytes = safetensors::serialize(views, Some(HashMap::new()))
+        .map_err(|e| TrainError::Checkpoint(format!("serialising optimiser state: {e}")))?;
+    let state_json = serde_json::to_value(state)
+        .map_err(|e| TrainError::Checkpoint(format!("serialising state: {e}")))?;
+    let valid = burn::module::AutodiffModule::valid(model);
+    write_dir_atomically(dir, |w| {
+        if valid.lora_config().is_some() {
+            valid.save_lora_adapter(w.path().join("adapter"))?;
+        } else {
+            valid.save(w.path().join("model"))?;
+        }
+        w.bytes("optimizer.safetensors", &optimizer_bytes)?;
+        w.json("trainer_state.json", &state_json)
+    })?;
+    Ok(())
+}
+
+/// Keeps the newest `keep` `step-N` checkpoints under `dir` and removes the others.
+pub fn prune(dir: &Path, keep: usize) -> Result<()> {
+    let mut steps: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
+        .map_err(io_err(dir))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let n = name.strip_prefix("step-")?.parse().ok()?;
+            Some((n, e.path()))
+        })
+        .collect();
+    steps.sort();
+    let excess = steps.len().saturating_sub(keep.max(1));
+    for (_, path) in steps.into_iter().take(excess) {
+        std::fs::remove_dir_all(&path).map_err(io_err(&path))?;
+    }
+    Ok(())
+}
+
+/// The newest `step-N` checkpoint under `dir`, if any.
+pub fn latest(dir: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let n: u64 = e
+                .file_name()
+                .to_string_lossy()
+                .strip_prefix("step-")?
+                .parse()
+                .ok()?;
+            Some((n, e.path()))
+        })
+        .max()
+        .map(|(_, p)| p)
+}

@@ -1,0 +1,58 @@
+//! The training crate's error type.
+
+use std::path::PathBuf;
+
+/// What can stop a training run.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The encoder failed (loading, tokenising, saving).
+    #[error(transparent)]
+    Encoder(#[from] embedtune_encoder::EncoderError),
+    /// The loss rejected its inputs.
+    #[error("loss: {0}")]
+    Loss(#[from] embedtune_losses::LossError),
+    /// Reading or sampling the data failed.
+    #[error(transparent)]
+    Data(#[from] embedtune_data::DataError),
+    /// Evaluation failed.
+    #[error("evaluation: {0}")]
+    Eval(String),
+    /// The index failed (hard-negative mining).
+    #[error(transparent)]
+    Index(#[from] embedtune_index::IndexError),
+    /// A setting is invalid.
+    #[error("invalid setting {name}: {reason}")]
+    Config {
+        /// The setting.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The loss became NaN or infinite.
+    #[error("the loss is {value} at step {step}: training stopped; the last checkpoint is intact")]
+    NonFiniteLoss {
+        /// Optimiser step (1-based) at which it happened.
+        step: u64,
+        /// The value.
+        value: f64,
+    },
+    /// A checkpoint could not be written or read.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = TrainError> = std::result::Result<T, E>;
+
+pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> TrainError {
+    let path = path.into();
+    move |source| TrainError::Io { path, source }
+}

@@ -1,0 +1,48 @@
+//! The reusable fine-tuning loop of embedtune: train a [`SentenceEncoder`] on (query, positive,
+//! hard negatives) examples with a contrastive loss, fully or with LoRA, with AdamW, a linear
+//! warm-up/decay schedule, global-norm clipping, evaluation, atomic checkpoints that resume
+//! exactly, a JSON-lines log, an SVG chart and hard-negative mining.
+//!
+//! ```
+//! use burn_autodiff::Autodiff;
+//! use burn_ndarray::NdArray;
+//! use embedtune_data::Example;
+//! use embedtune_encoder::{testing, SentenceEncoder, TransformerConfig};
+//! use embedtune_train::{TrainConfig, Trainer};
+//!
+//! type B = Autodiff<NdArray<f32>>;
+//! let tokenizer = testing::tiny_tokenizer(32).unwrap();
+//! let config = TransformerConfig::tiny_bert(tokenizer.vocab_size(), 32, 1, 4).unwrap();
+//! let model = SentenceEncoder::<B>::random(config, tokenizer, &Default::default()).unwrap();
+//! let examples: Vec<Example> = (0..8)
+//!     .map(|i| Example::pair(format!("question {i}"), format!("answer number {i}")))
+//!     .collect();
+//! let settings = TrainConfig { batch_size: 4, lr: 1e-3, progress_bar: false, ..Default::default() };
+//! let out_dir = tempfile::tempdir().unwrap();
+//! let outcome = Trainer::<B>::new(settings, out_dir.path()).unwrap()
+//!     .train(model, &examples, None)
+//!     .unwrap();
+//! assert_eq!(outcome.steps, 2);
+//! assert!(outcome.history.iter().all(|r| r.loss.is_finite()));
+//! ```
+//!
+//! [`SentenceEncoder`]: embedtune_encoder::SentenceEncoder
+
+#![warn(missing_docs)]
+
+pub mod checkpoint;
+mod config;
+mod error;
+mod ir;
+mod log;
+pub mod mining;
+mod optim;
+pub mod plot;
+mod trainer;
+
+pub use config::{LossConfig, TrainConfig};
+pub use error::{Result, TrainError};
+pub use ir::IrEvaluation;
+pub use log::{peak_memory_mib, EvalRecord, Progress, RunLog, StepRecord};
+pub use optim::{clip_grad_norm, grad_norm, scale_grads, AdamW, AdamWConfig, LinearSchedule};
+pub use trainer::{Best, Evaluate, TrainOutcome, Trainer};

@@ -1,0 +1,476 @@
+//! The fine-tuning loop.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::AutodiffModule;
+use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{ElementConversion, Tensor};
+use embedtune_data::{BatchSampler, Example};
+use embedtune_encoder::SentenceEncoder;
+use embedtune_losses::{CachedLoss, LossError, MultipleNegativesRankingLoss};
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{self, Checkpoint, TrainerState};
+use crate::config::{LossConfig, TrainConfig};
+use crate::error::{Result, TrainError};
+use crate::log::{EvalRecord, RunLog, StepRecord};
+use crate::optim::{clip_grad_norm, grad_norm, scale_grads, AdamW, LinearSchedule};
+
+/// Evaluates a model during training (e.g. the eval crate's IR evaluator on a dev split).
+pub trait Evaluate<B: Backend> {
+    /// Metrics of `model`, by name (`ndcg@10`, `recall@10`, …); higher is better.
+    fn evaluate(&mut self, model: &SentenceEncoder<B>) -> Result<BTreeMap<String, f64>>;
+}
+
+/// The best evaluation seen, and where its model was saved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Best {
+    /// Optimiser step of the evaluation.
+    pub step: u64,
+    /// Value of the chosen metric.
+    pub value: f64,
+    /// The saved model directory.
+    pub path: PathBuf,
+}
+
+/// What a finished run returns.
+pub struct TrainOutcome<B: AutodiffBackend> {
+    /// The model after the last step (LoRA adapters still attached when training LoRA).
+    pub model: SentenceEncoder<B>,
+    /// Optimiser steps taken in total (including those before a resume).
+    pub steps: u64,
+    /// Every logged step.
+    pub history: Vec<StepRecord>,
+    /// Every evaluation.
+    pub evals: Vec<EvalRecord>,
+    /// The best evaluation by `metric_for_best`.
+    pub best: Option<Best>,
+    /// Seconds spent in this call (training and evaluations).
+    pub seconds: f64,
+    /// Seconds spent in training steps only.
+    pub train_seconds: f64,
+    /// Texts embedded per second of training-step time.
+    pub texts_per_second: f64,
+    /// (trainable, total) parameters.
+    pub parameters: (usize, usize),
+}
+
+/// Runs fine-tuning; see [`TrainConfig`] for the settings.
+pub struct Trainer<'e, B: AutodiffBackend> {
+    config: TrainConfig,
+    output_dir: PathBuf,
+    evaluator: Option<&'e mut dyn Evaluate<B::InnerBackend>>,
+    /// Stop after this many optimiser steps of this call (tests of resuming).
+    stop_after: Option<u64>,
+}
+
+/// A stable 64-bit mix of several numbers (splitmix64 over each), for derived seeds.
+pub(crate) fn mix(values: &[u64]) -> u64 {
+    let mut h = 0x9e37_79b9_7f4a_7c15u64;
+    for v in values {
+        h ^= v
+            .wrapping_add(0x9e37_79b9_7f4a_7c15)
+            .wrapping_add(h << 6)
+            .wrapping_add(h >> 2);
+        let mut z = h;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        h = z ^ (z >> 31);
+    }
+    h
+}
+
+impl<'e, B: AutodiffBackend> Trainer<'e, B> {
+    /// A trainer writing checkpoints, logs and the best model under `output_dir`.
+    pub fn new(config: TrainConfig, output_dir: impl Into<PathBuf>) -> Result<Self> {
+        config.validate()?;
+        Ok(Self {
+            config,
+            output_dir: output_dir.into(),
+            evaluator: None,
+            stop_after: None,
+        })
+    }
+
+    /// Evaluates with `evaluator` every `eval_steps` and at the end.
+    pub fn with_evaluator(mut self, evaluator: &'e mut dyn Evaluate<B::InnerBackend>) -> Self {
+        self.evaluator = Some(evaluator);
+        self
+    }
+
+    /// Stops after `steps` optimiser steps of this call, as if the process were killed after a
+    /// checkpoint (for testing [`Trainer::train`]'s `resume`).
+    pub fn stop_after(mut self, steps: u64) -> Self {
+        self.stop_after = Some(steps);
+        self
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// Prepares the examples: every example keeps the same number of hard negatives (the
+    /// first `num_negatives`, or as many as the example with the fewest has).
+    fn prepare(&self, examples: &[Example]) -> Result<Vec<Example>> {
+        if examples.is_empty() {
+            return Err(TrainError::Config {
+                name: "data",
+                reason: "no training examples".into(),
+            });
+        }
+        let fewest = examples
+            .iter()
+            .map(|e| e.negatives.len())
+            .min()
+            .unwrap_or(0);
+        let k = match self.config.num_negatives {
+            None => fewest,
+            Some(k) => {
+                if let Some(i) = examples.iter().position(|e| e.negatives.len() < k) {
+                    return Err(TrainError::Config {
+                        name: "num_negatives",
+                        reason: format!(
+                            "example {i} has {} hard negatives, fewer than the {k} asked for",
+                            examples[i].negatives.len()
+                        ),
+                    });
+                }
+                k
+            }
+        };
+        if matches!(self.config.loss, LossConfig::Triplet { .. }) && k == 0 {
+            return Err(TrainError::Config {
+                name: "loss",
+                reason: "the triplet loss needs a hard negative for every example".into(),
+            });
+        }
+        for (i, e) in examples.iter().enumerate() {
+            if e.anchor.trim().is_empty() || e.positive.trim().is_empty() {
+                return Err(TrainError::Config {
+                    name: "data",
+                    reason: format!("example {i} has an empty anchor or positive"),
+                });
+            }
+        }
+        Ok(examples
+            .iter()
+            .map(|e| Example {
+                anchor: e.anchor.clone(),
+                positive: e.positive.clone(),
+                negatives: e.negatives[..k].to_vec(),
+            })
+            .collect())
+    }
+
+    /// Trains `model` on `examples`. With `resume`, continues the run saved in that checkpoint
+    /// directory (same settings and data) and reaches the same weights as an uninterrupted run.
+    pub fn train(
+        &mut self,
+        model: SentenceEncoder<B>,
+        examples: &[Example],
+        resume: Option<&Path>,
+    ) -> Result<TrainOutcome<B>> {
+        let started = Instant::now();
+        let cfg = self.config.clone();
+        let examples = self.prepare(examples)?;
+        let device = model.device();
+        let mut model = model;
+        if let Some(n) = cfg.max_seq_len {
+            model.set_max_seq_length(n)?;
+        }
+
+        let sampler = BatchSampler::new(cfg.batch_size)?
+            .seed(cfg.seed)
+            .no_duplicates(cfg.no_duplicates);
+        let batches_per_epoch = sampler.num_batches(examples.len());
+        let steps_per_epoch = batches_per_epoch.div_ceil(cfg.grad_accum) as u64;
+        if steps_per_epoch == 0 {
+            return Err(TrainError::Config {
+                name: "batch_size",
+                reason: format!(
+                    "{} examples give no batch of {}",
+                    examples.len(),
+                    cfg.batch_size
+                ),
+            });
+        }
+        let total_steps = cfg.max_steps.unwrap_or(cfg.epochs as u64 * steps_per_epoch);
+        let schedule = LinearSchedule::with_ratio(cfg.lr, cfg.warmup_ratio, total_steps);
+
+        let mut log = RunLog::create(&self.output_dir, !resume.is_some())?;
+        let (mut model, mut adam, mut state) = match resume {
+            Some(dir) => {
+                let ck = Checkpoint::<B>::load(dir, &model, &cfg, &device)?;
+                eprintln!("resuming from {} at step {}", dir.display(), ck.state.step);
+                (ck.model, ck.optimizer, ck.state)
+            }
+            None => {
+                let model = match &cfg.lora {
+                    Some(lora) => model.with_lora(lora.clone(), cfg.seed)?,
+                    None => model,
+                };
+                let state = TrainerState::new(&cfg, model.source());
+                (model, AdamW::<B>::new(cfg.adamw), state)
+            }
+        };
+        let parameters = model.parameter_counts();
+        let progress = log.progress_bar(total_steps, state.step, cfg.progress_bar);
+
+        let mut train_seconds = 0.0;
+        let mut texts_done = 0usize;
+        let mut steps_this_call = 0u64;
+        'outer: for epoch in 0.. {
+            let epoch_start = epoch as u64 * steps_per_epoch;
+            if epoch_start >= total_steps {
+                break;
+            }
+            if state.step >= epoch_start + steps_per_epoch {
+                continue; // already done before the resume
+            }
+            let batches = sampler.batches(&examples, epoch as u64);
+            let groups: Vec<&[Vec<usize>]> = batches.chunks(cfg.grad_accum).collect();
+            for (i, group) in groups.iter().enumerate() {
+                let step = epoch_start + i as u64; // 0-based index of this optimiser step
+                if step < state.step {
+                    continue;
+                }
+                if step >= total_steps {
+                    break 'outer;
+                }
+                let t0 = Instant::now();
+                let lr = schedule.lr(step);
+                let (loss, grads, texts) =
+                    self.accumulate(&model, &examples, group, step, &device)?;
+                if !loss.is_finite() {
+                    progress.abandon();
+                    return Err(TrainError::NonFiniteLoss {
+                        step: step + 1,
+                        value: loss,
+                    });
+                }
+                let mut grads = grads;
+                let norm = if cfg.max_grad_norm > 0.0 {
+                    clip_grad_norm::<B, _>(&model, &mut grads, cfg.max_grad_norm)
+                } else {
+                    grad_norm::<B, _>(&model, &grads)
+                };
+                model = adam.step(lr, model, grads);
+                let secs = t0.elapsed().as_secs_f64();
+                train_seconds += secs;
+                texts_done += texts;
+                state.step = step + 1;
+                steps_this_call += 1;
+
+                let record = StepRecord {
+                    step: state.step,
+                    epoch: state.step as f64 / steps_per_epoch as f64,
+                    loss,
+                    lr,
+                    grad_norm: norm,
+                    texts_per_second: texts as f64 / secs.max(1e-9),
+                    elapsed_seconds: started.elapsed().as_secs_f64(),
+                };
+                progress.update(&record);
+                if state.step % cfg.logging_steps == 0 || state.step == total_steps {
+                    log.step(&record)?;
+                    state.history.push(record);
+                }
+
+                let last = state.step == total_steps;
+                if cfg.eval_steps.is_some_and(|n| state.step % n == 0)
+                    || (last && self.evaluator.is_some())
+                {
+                    self.evaluate(&model, &mut state, &mut log, &progress)?;
+                }
+                if cfg.save_steps.is_some_and(|n| state.step % n == 0) {
+                    let dir = self
+                        .output_dir
+                        .join("checkpoints")
+                        .join(format!("step-{}", state.step));
+                    checkpoint::save(&dir, &model, &adam, &state)?;
+                    checkpoint::prune(&self.output_dir.join("checkpoints"), cfg.save_total_limit)?;
+                }
+                if self.stop_after.is_some_and(|n| steps_this_call >= n) {
+                    break 'outer;
+                }
+            }
+        }
+        progress.finish();
+        Ok(TrainOutcome {
+            model,
+            steps: state.step,
+            history: state.history,
+            evals: state.evals,
+            best: state.best,
+            seconds: started.elapsed().as_secs_f64(),
+            train_seconds,
+            texts_per_second: texts_done as f64 / train_seconds.max(1e-9),
+            parameters,
+        })
+    }
+
+    /// Loss and summed gradients of one optimiser step over its micro-batches, and the number
+    /// of texts embedded.
+    fn accumulate(
+        &self,
+        model: &SentenceEncoder<B>,
+        examples: &[Example],
+        group: &[Vec<usize>],
+        step: u64,
+        device: &B::Device,
+    ) -> Result<(f64, GradientsParams, usize)> {
+        let cfg = &self.config;
+        let mut acc = GradientsAccumulator::<SentenceEncoder<B>>::new();
+        let mut total_loss = 0.0;
+        let mut texts = 0;
+        let scale = 1.0 / group.len() as f64;
+        for (micro, batch) in group.iter().enumerate() {
+            let seed = mix(&[cfg.seed, step, micro as u64]);
+            let columns = columns(examples, batch);
+            texts += columns.iter().map(Vec::len).sum::<usize>();
+            let computed = self.loss_and_grads(model, &columns, seed, scale, group.len(), device);
+            let (loss, grads) = match computed {
+                Ok(v) => v,
+                // Non-finite embeddings: report it as a non-finite loss of this step.
+                Err(TrainError::Loss(LossError::NonFinite { .. })) => {
+                    return Ok((f64::NAN, GradientsParams::new(), texts))
+                }
+                Err(e) => return Err(e),
+            };
+            let mut grads = grads;
+            if group.len() > 1 && matches!(cfg.loss, LossConfig::CachedMnrl { .. }) {
+                scale_grads::<B, _>(model, &mut grads, scale);
+            }
+            total_loss += loss * scale;
+            acc.accumulate(model, grads);
+        }
+        Ok((total_loss, acc.grads(), texts))
+    }
+
+    /// Loss value and parameter gradients of one micro-batch (`scale` weighs it within an
+    /// accumulated step of `micro_batches`).
+    fn loss_and_grads(
+        &self,
+        model: &SentenceEncoder<B>,
+        columns: &[Vec<&str>],
+        seed: u64,
+        scale: f64,
+        micro_batches: usize,
+        device: &B::Device,
+    ) -> Result<(f64, GradientsParams)> {
+        Ok(match &self.config.loss {
+            LossConfig::CachedMnrl {
+                scale: s,
+                mini_batch,
+            } => {
+                let loss = CachedLoss::new(
+                    MultipleNegativesRankingLoss::new().with_scale(*s),
+                    *mini_batch,
+                )?
+                .with_seed(seed);
+                let sizes: Vec<usize> = columns.iter().map(Vec::len).collect();
+                let out =
+                    loss.forward_backward(model, &sizes, None, |m: &SentenceEncoder<B>, mb| {
+                        B::seed(device, mb.seed);
+                        let texts: Vec<&str> = columns[mb.column][mb.range.clone()].to_vec();
+                        m.embed(&texts, self.prompt(mb.column))
+                    })?;
+                let value: f64 = out.loss.into_scalar().elem();
+                (value, out.grads)
+            }
+            other => {
+                B::seed(device, seed);
+                let loss_fn = other.build::<B>()?;
+                let embeddings = columns
+                    .iter()
+                    .enumerate()
+                    .map(|(c, texts)| model.embed(texts, self.prompt(c)))
+                    .collect::<std::result::Result<Vec<Tensor<B, 2>>, _>>()?;
+                let loss = loss_fn.loss(&embeddings, None)?;
+                let value: f64 = loss.clone().into_scalar().elem();
+                let loss = if micro_batches > 1 {
+                    loss.mul_scalar(scale)
+                } else {
+                    loss
+                };
+                let grads = GradientsParams::from_grads(loss.backward(), model);
+                (value, grads)
+            }
+        })
+    }
+
+    fn prompt(&self, column: usize) -> Option<&str> {
+        if column == 0 {
+            self.config.query_prompt.as_deref()
+        } else {
+            self.config.passage_prompt.as_deref()
+        }
+    }
+
+    fn evaluate(
+        &mut self,
+        model: &SentenceEncoder<B>,
+        state: &mut TrainerState,
+        log: &mut RunLog,
+        progress: &crate::log::Progress,
+    ) -> Result<()> {
+        let Some(evaluator) = self.evaluator.as_mut() else {
+            return Ok(());
+        };
+        let t0 = Instant::now();
+        let valid = model.valid();
+        let metrics = progress.suspend(|| evaluator.evaluate(&valid))?;
+        let record = EvalRecord {
+            step: state.step,
+            metrics: metrics.clone(),
+            seconds: t0.elapsed().as_secs_f64(),
+        };
+        log.eval(&record)?;
+        state.evals.push(record);
+        let metric = &self.config.metric_for_best;
+        let value = *metrics.get(metric).ok_or_else(|| TrainError::Config {
+            name: "metric_for_best",
+            reason: format!(
+                "the evaluator reports no {metric:?} (it has {:?})",
+                metrics.keys().collect::<Vec<_>>()
+            ),
+        })?;
+        if state.best.as_ref().is_none_or(|b| value > b.value) {
+            let path = self.output_dir.join("best");
+            let merged = if valid.lora_config().is_some() {
+                valid.merge_lora()
+            } else {
+                valid
+            };
+            merged.save(&path)?;
+            state.best = Some(Best {
+                step: state.step,
+                value,
+                path,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The texts of a batch as columns: anchors, positives, then each hard-negative column.
+fn columns<'a>(examples: &'a [Example], batch: &[usize]) -> Vec<Vec<&'a str>> {
+    let k = batch
+        .first()
+        .map(|&i| examples[i].negatives.len())
+        .unwrap_or(0);
+    let mut cols = vec![Vec::with_capacity(batch.len()); 2 + k];
+    for &i in batch {
+        let e = &examples[i];
+        cols[0].push(e.anchor.as_str());
+        cols[1].push(e.positive.as_str());
+        for (j, n) in e.negatives.iter().enumerate() {
+            cols[2 + j].push(n.as_str());
+        }
+    }
+    cols
+}

@@ -1,0 +1,562 @@
+//! Training-loop tests on a tiny random-weight model (no shared assets needed).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::module::{AutodiffModule, Module, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+use burn_autodiff::Autodiff;
+use burn_ndarray::NdArray;
+use embedtune_data::Example;
+use embedtune_encoder::{testing, EncodeOptions, LoraConfig, SentenceEncoder, TransformerConfig};
+use embedtune_train::checkpoint::{self, Checkpoint};
+use embedtune_train::mining::{mine_hard_negatives, write_grouped_jsonl, MiningConfig};
+use embedtune_train::{
+    clip_grad_norm, AdamW, AdamWConfig, Evaluate, LinearSchedule, LossConfig, TrainConfig,
+    TrainError, Trainer,
+};
+
+type AD = Autodiff<NdArray<f32>>;
+type I = NdArray<f32>;
+
+/// burn-ndarray's random generator is global to the process: tests that draw from it (model
+/// initialisation, dropout) run one at a time so that each sees only its own draws.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn tiny_model() -> SentenceEncoder<AD> {
+    let tokenizer = testing::tiny_tokenizer(32).expect("tokenizer");
+    let config = TransformerConfig::tiny_bert(tokenizer.vocab_size(), 32, 2, 4).expect("config");
+    AD::seed(&Default::default(), 1);
+    SentenceEncoder::random(config, tokenizer, &Default::default()).expect("model")
+}
+
+/// 24 (question, answer, wrong answer) triples over a made-up vocabulary of topics.
+fn examples() -> Vec<Example> {
+    let topics = [
+        "tax",
+        "rollover",
+        "clearing",
+        "audit",
+        "pension",
+        "insurance",
+        "cap",
+        "deadline",
+        "payroll",
+        "trustee",
+        "employer",
+        "fund",
+    ];
+    let mut out = Vec::new();
+    for (i, t) in topics.iter().enumerate() {
+        let other = topics[(i + 5) % topics.len()];
+        for v in 0..2 {
+            out.push(Example {
+                anchor: format!("what about the {t} rule {v}"),
+                positive: format!("the {t} rule says {t} things {v}"),
+                negatives: vec![format!("the {other} rule says {other} things {v}")],
+            });
+        }
+    }
+    out
+}
+
+fn settings() -> TrainConfig {
+    TrainConfig {
+        batch_size: 8,
+        lr: 1e-3,
+        epochs: 2,
+        progress_bar: false,
+        ..Default::default()
+    }
+}
+
+fn weights(model: &SentenceEncoder<AD>) -> Vec<Vec<f32>> {
+    let mut out = Vec::new();
+    for (_, d) in model.bert.dense_layers() {
+        out.push(
+            d.weight
+                .val()
+                .into_data()
+                .convert::<f32>()
+                .into_vec()
+                .expect("vec"),
+        );
+        if let Some(a) = &d.lora {
+            out.push(
+                a.a.val()
+                    .into_data()
+                    .convert::<f32>()
+                    .into_vec()
+                    .expect("vec"),
+            );
+            out.push(
+                a.b.val()
+                    .into_data()
+                    .convert::<f32>()
+                    .into_vec()
+                    .expect("vec"),
+            );
+        }
+    }
+    out.push(
+        model
+            .bert
+            .embeddings
+            .word
+            .weight
+            .val()
+            .into_data()
+            .convert::<f32>()
+            .into_vec()
+            .expect("vec"),
+    );
+    out
+}
+
+#[test]
+fn loss_goes_down() {
+    let _serial = serial();
+    let out = tempfile::tempdir().expect("tmp");
+    let cfg = TrainConfig {
+        epochs: 6,
+        ..settings()
+    };
+    let outcome = Trainer::<AD>::new(cfg, out.path())
+        .expect("trainer")
+        .train(tiny_model(), &examples(), None)
+        .expect("train");
+    assert_eq!(outcome.steps, 18);
+    let first: f64 = outcome.history[..3].iter().map(|r| r.loss).sum::<f64>() / 3.0;
+    let last: f64 = outcome.history[15..].iter().map(|r| r.loss).sum::<f64>() / 3.0;
+    eprintln!("mean loss of the first 3 steps {first:.4}, of the last 3 {last:.4}");
+    assert!(last < first * 0.8, "loss did not go down: {first} → {last}");
+    assert!(out.path().join("train_log.jsonl").is_file());
+    let lines = std::fs::read_to_string(out.path().join("train_log.jsonl")).expect("log");
+    assert_eq!(lines.lines().count(), 18, "one JSON line per logged step");
+}
+
+#[test]
+fn resume_reaches_the_same_weights_as_an_uninterrupted_run() {
+    let _serial = serial();
+    for loss in [
+        LossConfig::Mnrl { scale: 20.0 },
+        LossConfig::CachedMnrl {
+            scale: 20.0,
+            mini_batch: 3,
+        },
+    ] {
+        let cfg = TrainConfig {
+            save_steps: Some(2),
+            loss: loss.clone(),
+            ..settings()
+        };
+        let full_dir = tempfile::tempdir().expect("tmp");
+        let full = Trainer::<AD>::new(cfg.clone(), full_dir.path())
+            .expect("trainer")
+            .train(tiny_model(), &examples(), None)
+            .expect("train");
+
+        let dir = tempfile::tempdir().expect("tmp");
+        let partial = Trainer::<AD>::new(cfg.clone(), dir.path())
+            .expect("trainer")
+            .stop_after(3)
+            .train(tiny_model(), &examples(), None)
+            .expect("first part");
+        assert_eq!(partial.steps, 3);
+        let ck = checkpoint::latest(&dir.path().join("checkpoints")).expect("a checkpoint");
+        assert!(ck.ends_with("step-2"), "{}", ck.display());
+        let resumed = Trainer::<AD>::new(cfg, dir.path())
+            .expect("trainer")
+            .train(tiny_model(), &examples(), Some(&ck))
+            .expect("resume");
+        assert_eq!(resumed.steps, full.steps);
+        let (a, b) = (weights(&resumed.model), weights(&full.model));
+        let worst = a
+            .iter()
+            .zip(&b)
+            .flat_map(|(x, y)| x.iter().zip(y).map(|(p, q)| (p - q).abs()))
+            .fold(0.0f32, f32::max);
+        let losses_full: Vec<f64> = full.history.iter().map(|r| r.loss).collect();
+        let losses_res: Vec<f64> = resumed.history.iter().map(|r| r.loss).collect();
+        assert!(a == b, "{loss:?}: resumed run differs by up to {worst}; losses full {losses_full:?} resumed {losses_res:?}");
+        let losses =
+            |o: &[embedtune_train::StepRecord]| o.iter().map(|r| r.loss).collect::<Vec<_>>();
+        assert_eq!(losses(&resumed.history), losses(&full.history));
+    }
+}
+
+#[test]
+fn resume_with_other_settings_is_refused() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = TrainConfig {
+        save_steps: Some(1),
+        max_steps: Some(1),
+        ..settings()
+    };
+    Trainer::<AD>::new(cfg.clone(), dir.path())
+        .expect("t")
+        .train(tiny_model(), &examples(), None)
+        .expect("train");
+    let ck = dir.path().join("checkpoints/step-1");
+    let other = TrainConfig { lr: 5e-4, ..cfg };
+    let err = match Trainer::<AD>::new(other, dir.path()).expect("t").train(
+        tiny_model(),
+        &examples(),
+        Some(&ck),
+    ) {
+        Err(e) => e,
+        Ok(_) => panic!("resume with another lr must fail"),
+    };
+    assert!(
+        matches!(err, TrainError::Checkpoint(ref m) if m.contains("lr")),
+        "{err}"
+    );
+}
+
+#[test]
+fn lora_training_changes_only_adapters_and_merges_for_saving() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tmp");
+    let lora = LoraConfig {
+        r: 4,
+        alpha: 8.0,
+        dropout: 0.0,
+        ..Default::default()
+    };
+    let cfg = TrainConfig {
+        lora: Some(lora),
+        lr: 1e-2,
+        ..settings()
+    };
+    let base = tiny_model();
+    let base_weights = weights(&base);
+    let outcome = Trainer::<AD>::new(cfg, dir.path())
+        .expect("t")
+        .train(base.clone(), &examples(), None)
+        .expect("train");
+    let (trainable, total) = outcome.parameters;
+    assert!(trainable < total / 4, "{trainable} of {total}");
+    // Base weights (every dense weight and the embeddings) are bit-identical; adapters moved.
+    let trained = weights(&outcome.model);
+    let base_only: Vec<&Vec<f32>> = trained
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 3 == 0)
+        .map(|(_, w)| w)
+        .collect();
+    let expected: Vec<&Vec<f32>> = base_weights
+        .iter()
+        .take(base_only.len() - 1)
+        .chain(base_weights.last())
+        .collect();
+    assert_eq!(base_only, expected);
+    let b_moved = trained
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 3 == 2)
+        .any(|(_, b)| b.iter().any(|x| *x != 0.0));
+    assert!(b_moved, "LoRA AD matrices stayed at zero");
+
+    let merged = outcome.model.valid().merge_lora();
+    let texts = ["what about the tax rule", "pension"];
+    let unmerged_out = outcome
+        .model
+        .valid()
+        .encode(&texts, &EncodeOptions::default())
+        .expect("encode");
+    let merged_out = merged
+        .encode(&texts, &EncodeOptions::default())
+        .expect("encode");
+    for (a, b) in unmerged_out.iter().zip(&merged_out) {
+        assert!(a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-5));
+    }
+    merged.save(dir.path().join("final")).expect("save");
+    let loaded =
+        SentenceEncoder::<I>::load(dir.path().join("final"), &Default::default()).expect("load");
+    assert_eq!(
+        loaded
+            .encode(&texts, &EncodeOptions::default())
+            .expect("encode"),
+        merged_out
+    );
+}
+
+#[test]
+fn non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tmp");
+    // An absurd learning rate blows the weights up after the first update.
+    let cfg = TrainConfig {
+        lr: 1e30,
+        warmup_ratio: 0.0,
+        max_grad_norm: 0.0,
+        save_steps: Some(1),
+        ..settings()
+    };
+    let err = match Trainer::<AD>::new(cfg.clone(), dir.path())
+        .expect("t")
+        .train(tiny_model(), &examples(), None)
+    {
+        Err(e) => e,
+        Ok(o) => panic!(
+            "training with lr 1e30 finished: losses {:?}",
+            o.history.iter().map(|r| r.loss).collect::<Vec<_>>()
+        ),
+    };
+    let step = match err {
+        TrainError::NonFiniteLoss { step, .. } => step,
+        other => panic!("expected NonFiniteLoss, got {other}"),
+    };
+    assert!(step >= 2, "step {step}");
+    assert!(err_message_names_step(step));
+    // The checkpoint before the failure is complete and loads.
+    let ck = dir.path().join(format!("checkpoints/step-{}", step - 1));
+    let loaded = Checkpoint::<AD>::load(&ck, &tiny_model(), &cfg, &Default::default())
+        .expect("checkpoint loads");
+    assert_eq!(loaded.state.step, step - 1);
+}
+
+fn err_message_names_step(step: u64) -> bool {
+    TrainError::NonFiniteLoss {
+        step,
+        value: f64::NAN,
+    }
+    .to_string()
+    .contains(&format!("step {step}"))
+}
+
+#[test]
+fn bad_settings_and_data_are_errors() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tmp");
+    for cfg in [
+        TrainConfig {
+            batch_size: 0,
+            ..settings()
+        },
+        TrainConfig {
+            lr: -1.0,
+            ..settings()
+        },
+        TrainConfig {
+            warmup_ratio: 2.0,
+            ..settings()
+        },
+        TrainConfig {
+            loss: LossConfig::CachedMnrl {
+                scale: 20.0,
+                mini_batch: 0,
+            },
+            ..settings()
+        },
+    ] {
+        assert!(matches!(
+            Trainer::<AD>::new(cfg, dir.path()),
+            Err(TrainError::Config { .. })
+        ));
+    }
+    let trainer = || Trainer::<AD>::new(settings(), dir.path()).expect("t");
+    assert!(matches!(
+        trainer().train(tiny_model(), &[], None),
+        Err(TrainError::Config { .. })
+    ));
+    let mut bad = examples();
+    bad[3].anchor = "  ".into();
+    let err = trainer()
+        .train(tiny_model(), &bad, None)
+        .err()
+        .expect("empty anchor is refused");
+    assert!(err.to_string().contains("example 3"), "{err}");
+    let cfg = TrainConfig {
+        num_negatives: Some(2),
+        ..settings()
+    };
+    let err = Trainer::<AD>::new(cfg, dir.path())
+        .expect("t")
+        .train(tiny_model(), &examples(), None)
+        .err()
+        .expect("too few negatives");
+    assert!(err.to_string().contains("fewer than the 2"), "{err}");
+    assert!(LossConfig::from_name("nope", 32, &[]).is_err());
+}
+
+struct CountingEvaluator {
+    calls: usize,
+}
+
+impl Evaluate<I> for CountingEvaluator {
+    fn evaluate(
+        &mut self,
+        model: &SentenceEncoder<I>,
+    ) -> embedtune_train::Result<BTreeMap<String, f64>> {
+        self.calls += 1;
+        // A stand-in metric: how close the first anchor is to its positive.
+        let v = model.encode(
+            &[
+                "what about the tax rule 0",
+                "the tax rule says tax things 0",
+            ],
+            &EncodeOptions::default(),
+        )?;
+        let sim: f32 = v[0].iter().zip(&v[1]).map(|(a, b)| a * b).sum();
+        Ok(BTreeMap::from([("ndcg@10".to_string(), sim as f64)]))
+    }
+}
+
+#[test]
+fn evaluates_every_n_steps_and_keeps_the_best_model() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut eval = CountingEvaluator { calls: 0 };
+    let cfg = TrainConfig {
+        eval_steps: Some(2),
+        ..settings()
+    };
+    let outcome = Trainer::<AD>::new(cfg, dir.path())
+        .expect("t")
+        .with_evaluator(&mut eval)
+        .train(tiny_model(), &examples(), None)
+        .expect("train");
+    assert_eq!(outcome.steps, 6);
+    assert_eq!(
+        outcome.evals.iter().map(|e| e.step).collect::<Vec<_>>(),
+        vec![2, 4, 6]
+    );
+    assert_eq!(eval.calls, 3);
+    let best = outcome.best.expect("a best model");
+    let max = outcome
+        .evals
+        .iter()
+        .map(|e| e.metrics["ndcg@10"])
+        .fold(f64::MIN, f64::max);
+    assert_eq!(best.value, max);
+    assert!(best.path.join("model.safetensors").is_file());
+    let svg = embedtune_train::plot::render(&outcome.history, &outcome.evals, "ndcg@10", "tiny");
+    assert!(svg.starts_with("<svg") && svg.contains("polyline"));
+}
+
+#[test]
+fn schedule_matches_transformers_linear_warmup() {
+    let _serial = serial();
+    // 29 steps, warm-up ratio 0.1 → ceil(2.9) = 3 warm-up steps.
+    let s = LinearSchedule::with_ratio(2e-5, 0.1, 29);
+    assert_eq!(s.warmup_steps, 3);
+    let lr: Vec<f64> = (0..29).map(|k| s.lr(k)).collect();
+    assert_eq!(lr[0], 0.0);
+    assert!((lr[1] - 2e-5 / 3.0).abs() < 1e-18);
+    assert!((lr[3] - 2e-5).abs() < 1e-18);
+    assert!((lr[28] - 2e-5 / 26.0).abs() < 1e-18);
+    assert!(lr.windows(2).skip(3).all(|w| w[1] < w[0]));
+}
+
+/// One parameter, so the AdamW and clipping arithmetic can be checked by hand.
+#[derive(Module, Debug)]
+struct Toy<B: Backend> {
+    w: Param<Tensor<B, 1>>,
+    v: Param<Tensor<B, 2>>,
+}
+
+#[test]
+fn adamw_and_global_norm_clipping_follow_pytorch() {
+    let _serial = serial();
+    let device = Default::default();
+    let toy = Toy::<AD> {
+        w: Param::from_tensor(Tensor::from_data(
+            TensorData::new(vec![1.0f32, -2.0], [2]),
+            &device,
+        )),
+        v: Param::from_tensor(Tensor::from_data(
+            TensorData::new(vec![0.5f32, 0.25, -1.0, 3.0], [2, 2]),
+            &device,
+        )),
+    };
+    // loss = sum(3 w) + sum(4 v) → grads 3 and 4; global norm sqrt(2·9 + 4·16) = sqrt(82).
+    let loss = toy.w.val().mul_scalar(3.0).sum() + toy.v.val().mul_scalar(4.0).sum();
+    let mut grads = GradientsParams::from_grads(loss.backward(), &toy);
+    let norm = clip_grad_norm::<AD, _>(&toy, &mut grads, 1.0);
+    assert!((norm - 82f64.sqrt()).abs() < 1e-5);
+    let coef = 1.0 / (82f64.sqrt() + 1e-6);
+    let cfg = AdamWConfig {
+        weight_decay: 0.01,
+        ..Default::default()
+    };
+    let mut adam = AdamW::<AD>::new(cfg);
+    let lr = 0.1;
+    let toy = adam.step(lr, toy, grads);
+    // PyTorch AdamW, first step: p·(1 − lr·wd) − lr·m̂/(√v̂ + ε) with m̂ = g, v̂ = g².
+    let expect = |p: f64, g: f64| p * (1.0 - lr * 0.01) - lr * g / (g.abs() + 1e-8);
+    let w: Vec<f32> = toy
+        .w
+        .val()
+        .into_data()
+        .convert::<f32>()
+        .into_vec()
+        .expect("vec");
+    for (got, p) in w.iter().zip([1.0, -2.0]) {
+        assert!((*got as f64 - expect(p, 3.0 * coef)).abs() < 1e-6, "{got}");
+    }
+    let v: Vec<f32> = toy
+        .v
+        .val()
+        .into_data()
+        .convert::<f32>()
+        .into_vec()
+        .expect("vec");
+    for (got, p) in v.iter().zip([0.5, 0.25, -1.0, 3.0]) {
+        assert!((*got as f64 - expect(p, 4.0 * coef)).abs() < 1e-6, "{got}");
+    }
+    assert_eq!(adam.tracked_parameters(), 2);
+}
+
+#[test]
+fn mining_finds_negatives_that_are_not_positives() {
+    let _serial = serial();
+    let model = tiny_model().valid();
+    let pairs: Vec<Example> = examples()
+        .into_iter()
+        .map(|e| Example::pair(e.anchor, e.positive))
+        .collect();
+    let corpus: Vec<String> = examples().into_iter().flat_map(|e| e.negatives).collect();
+    let cfg = MiningConfig {
+        num_negatives: 2,
+        range_max: 10,
+        ..Default::default()
+    };
+    let (mined, report) = mine_hard_negatives(&model, &pairs, &corpus, &cfg).expect("mine");
+    assert_eq!(mined.len(), pairs.len());
+    assert_eq!(report.pairs, pairs.len());
+    for e in &mined {
+        assert_eq!(e.negatives.len(), 2);
+        assert!(!e.negatives.contains(&e.positive));
+    }
+    // With a margin above every score difference, nothing passes.
+    let strict = MiningConfig {
+        margin: Some(10.0),
+        ..cfg.clone()
+    };
+    let (none, report) = mine_hard_negatives(&model, &pairs, &corpus, &strict).expect("mine");
+    assert!(none.iter().all(|e| e.negatives.is_empty()));
+    assert_eq!(report.short, pairs.len());
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("mined.jsonl");
+    write_grouped_jsonl(&path, &mined).expect("write");
+    let back = embedtune_data::read_examples(&path, &Default::default()).expect("read back");
+    assert_eq!(back.len(), mined.len());
+    assert!(Path::new(&path).is_file());
+    assert!(mine_hard_negatives(
+        &model,
+        &pairs,
+        &corpus,
+        &MiningConfig {
+            range_max: 0,
+            ..cfg
+        }
+    )
+    .is_err());
+}
