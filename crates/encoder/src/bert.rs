@@ -5,6 +5,8 @@ use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Embedding, LayerNorm, LayerNormConfig};
 use burn::tensor::activation::{gelu, relu, softmax};
 use burn::tensor::backend::Backend;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Distribution, Int, Tensor};
 
 use crate::config::{Activation, TransformerConfig};
@@ -21,14 +23,26 @@ pub(crate) enum Source<'r, 'a> {
 }
 
 impl Source<'_, '_> {
-    fn dense<B: Backend>(&mut self, name: &str, d_in: usize, d_out: usize, device: &B::Device) -> Result<Dense<B>> {
+    fn dense<B: Backend>(
+        &mut self,
+        name: &str,
+        d_in: usize,
+        d_out: usize,
+        device: &B::Device,
+    ) -> Result<Dense<B>> {
         match self {
             Source::File(r) => Dense::load(r, name, d_in, d_out, device),
             Source::Random => Ok(Dense::random(d_in, d_out, device)),
         }
     }
 
-    fn embedding<B: Backend>(&mut self, name: &str, rows: usize, dim: usize, device: &B::Device) -> Result<Embedding<B>> {
+    fn embedding<B: Backend>(
+        &mut self,
+        name: &str,
+        rows: usize,
+        dim: usize,
+        device: &B::Device,
+    ) -> Result<Embedding<B>> {
         let weight = match self {
             Source::File(r) => r.tensor(&format!("{name}.weight"), [rows, dim], device)?,
             Source::Random => Tensor::random([rows, dim], Distribution::Normal(0.0, 0.02), device),
@@ -38,7 +52,13 @@ impl Source<'_, '_> {
         })
     }
 
-    fn layer_norm<B: Backend>(&mut self, name: &str, dim: usize, eps: f64, device: &B::Device) -> Result<LayerNorm<B>> {
+    fn layer_norm<B: Backend>(
+        &mut self,
+        name: &str,
+        dim: usize,
+        eps: f64,
+        device: &B::Device,
+    ) -> Result<LayerNorm<B>> {
         let mut norm = LayerNormConfig::new(dim).with_epsilon(eps).init(device);
         if let Source::File(r) = self {
             // Very old checkpoints name the LayerNorm parameters gamma / beta.
@@ -48,13 +68,21 @@ impl Source<'_, '_> {
                 ("weight", "bias")
             };
             norm.gamma = Param::from_tensor(r.tensor(&format!("{name}.{w}"), [dim], device)?);
-            norm.beta = Some(Param::from_tensor(r.tensor(&format!("{name}.{b}"), [dim], device)?));
+            norm.beta = Some(Param::from_tensor(r.tensor(
+                &format!("{name}.{b}"),
+                [dim],
+                device,
+            )?));
         }
         Ok(norm)
     }
 }
 
-fn export_norm<B: Backend>(norm: &LayerNorm<B>, name: &str, out: &mut Vec<NamedTensor>) -> Result<()> {
+fn export_norm<B: Backend>(
+    norm: &LayerNorm<B>,
+    name: &str,
+    out: &mut Vec<NamedTensor>,
+) -> Result<()> {
     let dim = norm.gamma.dims()[0];
     let weight = format!("{name}.weight");
     out.push(NamedTensor {
@@ -75,7 +103,11 @@ fn export_norm<B: Backend>(norm: &LayerNorm<B>, name: &str, out: &mut Vec<NamedT
     Ok(())
 }
 
-fn export_embedding<B: Backend>(emb: &Embedding<B>, name: &str, out: &mut Vec<NamedTensor>) -> Result<()> {
+fn export_embedding<B: Backend>(
+    emb: &Embedding<B>,
+    name: &str,
+    out: &mut Vec<NamedTensor>,
+) -> Result<()> {
     let name = format!("{name}.weight");
     out.push(NamedTensor {
         shape: emb.weight.dims().to_vec(),
@@ -105,19 +137,35 @@ impl<B: Backend> Embeddings<B> {
         let h = cfg.hidden_size;
         Ok(Self {
             word: src.embedding("embeddings.word_embeddings", cfg.vocab_size, h, device)?,
-            position: src.embedding("embeddings.position_embeddings", cfg.max_position_embeddings, h, device)?,
-            token_type: src.embedding("embeddings.token_type_embeddings", cfg.type_vocab_size, h, device)?,
+            position: src.embedding(
+                "embeddings.position_embeddings",
+                cfg.max_position_embeddings,
+                h,
+                device,
+            )?,
+            token_type: src.embedding(
+                "embeddings.token_type_embeddings",
+                cfg.type_vocab_size,
+                h,
+                device,
+            )?,
             norm: src.layer_norm("embeddings.LayerNorm", h, cfg.layer_norm_eps, device)?,
             dropout: DropoutConfig::new(cfg.hidden_dropout_prob).init(),
         })
     }
 
     /// `[batch, seq]` ids → `[batch, seq, hidden]`.
-    pub fn forward(&self, input_ids: Tensor<B, 2, Int>, token_type_ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+    pub fn forward(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        token_type_ids: Tensor<B, 2, Int>,
+    ) -> Tensor<B, 3> {
         let [_, seq] = input_ids.dims();
         let device = input_ids.device();
         let positions = Tensor::<B, 1, Int>::arange(0..seq as i64, &device).reshape([1, seq]);
-        let x = self.word.forward(input_ids) + self.position.forward(positions) + self.token_type.forward(token_type_ids);
+        let x = self.word.forward(input_ids)
+            + self.position.forward(positions)
+            + self.token_type.forward(token_type_ids);
         self.dropout.forward(self.norm.forward(x))
     }
 
@@ -152,14 +200,24 @@ pub struct Attention<B: Backend> {
 }
 
 impl<B: Backend> Attention<B> {
-    fn new(cfg: &TransformerConfig, prefix: &str, src: &mut Source<'_, '_>, device: &B::Device) -> Result<Self> {
+    fn new(
+        cfg: &TransformerConfig,
+        prefix: &str,
+        src: &mut Source<'_, '_>,
+        device: &B::Device,
+    ) -> Result<Self> {
         let h = cfg.hidden_size;
         Ok(Self {
             query: src.dense(&format!("{prefix}.self.query"), h, h, device)?,
             key: src.dense(&format!("{prefix}.self.key"), h, h, device)?,
             value: src.dense(&format!("{prefix}.self.value"), h, h, device)?,
             output: src.dense(&format!("{prefix}.output.dense"), h, h, device)?,
-            norm: src.layer_norm(&format!("{prefix}.output.LayerNorm"), h, cfg.layer_norm_eps, device)?,
+            norm: src.layer_norm(
+                &format!("{prefix}.output.LayerNorm"),
+                h,
+                cfg.layer_norm_eps,
+                device,
+            )?,
             attn_dropout: DropoutConfig::new(cfg.attention_probs_dropout_prob).init(),
             dropout: DropoutConfig::new(cfg.hidden_dropout_prob).init(),
             heads: cfg.num_attention_heads,
@@ -171,14 +229,30 @@ impl<B: Backend> Attention<B> {
     pub fn forward(&self, x: Tensor<B, 3>, mask_bias: Tensor<B, 4>) -> Tensor<B, 3> {
         let [batch, seq, hidden] = x.dims();
         let head_dim = hidden / self.heads;
-        let split = |t: Tensor<B, 3>| t.reshape([batch, seq, self.heads, head_dim]).swap_dims(1, 2);
-        // Scaling q before the product is cheaper than scaling the [seq, seq] scores.
-        let q = split(self.query.forward(x.clone()) * (1.0 / (head_dim as f64).sqrt()));
+        let split = |t: Tensor<B, 3>| {
+            t.reshape([batch, seq, self.heads, head_dim])
+                .swap_dims(1, 2)
+        };
+        let scale = 1.0 / (head_dim as f64).sqrt();
+        let q = self.query.forward(x.clone());
         let k = split(self.key.forward(x.clone()));
         let v = split(self.value.forward(x.clone()));
-        let scores = q.matmul(k.swap_dims(2, 3)) + mask_bias;
-        let probs = self.attn_dropout.forward(softmax(scores, 3));
-        let context = probs.matmul(v).swap_dims(1, 2).reshape([batch, seq, hidden]);
+        let context = if B::ad_enabled(&x.device()) && self.attn_dropout.prob > 0.0 {
+            // Training: attention dropout needs the probabilities. Scaling q before the product
+            // is cheaper than scaling the [seq, seq] scores.
+            let scores = split(q * scale).matmul(k.swap_dims(2, 3)) + mask_bias;
+            let probs = self.attn_dropout.forward(softmax(scores, 3));
+            probs.matmul(v)
+        } else {
+            // Inference: the backend's fused attention (flash attention on GPU backends).
+            let options = AttentionModuleOptions {
+                scale: Some(scale),
+                softcap: None,
+                is_causal: false,
+            };
+            attention(split(q), k, v, None, Some(mask_bias), options)
+        };
+        let context = context.swap_dims(1, 2).reshape([batch, seq, hidden]);
         let out = self.dropout.forward(self.output.forward(context));
         self.norm.forward(out + x)
     }
@@ -211,14 +285,24 @@ pub struct Layer<B: Backend> {
 }
 
 impl<B: Backend> Layer<B> {
-    fn new(cfg: &TransformerConfig, index: usize, src: &mut Source<'_, '_>, device: &B::Device) -> Result<Self> {
+    fn new(
+        cfg: &TransformerConfig,
+        index: usize,
+        src: &mut Source<'_, '_>,
+        device: &B::Device,
+    ) -> Result<Self> {
         let p = format!("encoder.layer.{index}");
         let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
         Ok(Self {
             attention: Attention::new(cfg, &format!("{p}.attention"), src, device)?,
             intermediate: src.dense(&format!("{p}.intermediate.dense"), h, i, device)?,
             output: src.dense(&format!("{p}.output.dense"), i, h, device)?,
-            norm: src.layer_norm(&format!("{p}.output.LayerNorm"), h, cfg.layer_norm_eps, device)?,
+            norm: src.layer_norm(
+                &format!("{p}.output.LayerNorm"),
+                h,
+                cfg.layer_norm_eps,
+                device,
+            )?,
             dropout: DropoutConfig::new(cfg.hidden_dropout_prob).init(),
             activation: cfg.hidden_act,
         })
@@ -240,7 +324,8 @@ impl<B: Backend> Layer<B> {
     fn export(&self, index: usize, out: &mut Vec<NamedTensor>) -> Result<()> {
         let p = format!("encoder.layer.{index}");
         self.attention.export(&format!("{p}.attention"), out)?;
-        self.intermediate.export(&format!("{p}.intermediate.dense"), out)?;
+        self.intermediate
+            .export(&format!("{p}.intermediate.dense"), out)?;
         self.output.export(&format!("{p}.output.dense"), out)?;
         export_norm(&self.norm, &format!("{p}.output.LayerNorm"), out)
     }
@@ -259,7 +344,11 @@ pub struct Bert<B: Backend> {
 const MASKED: f32 = -1.0e9;
 
 impl<B: Backend> Bert<B> {
-    pub(crate) fn new(cfg: &TransformerConfig, src: &mut Source<'_, '_>, device: &B::Device) -> Result<Self> {
+    pub(crate) fn new(
+        cfg: &TransformerConfig,
+        src: &mut Source<'_, '_>,
+        device: &B::Device,
+    ) -> Result<Self> {
         let embeddings = Embeddings::new(cfg, src, device)?;
         let layers = (0..cfg.num_hidden_layers)
             .map(|i| Layer::new(cfg, i, src, device))
@@ -275,7 +364,12 @@ impl<B: Backend> Bert<B> {
         token_type_ids: Tensor<B, 2, Int>,
     ) -> Tensor<B, 3> {
         let [batch, seq] = input_ids.dims();
-        let mask_bias = attention_mask.float().neg().add_scalar(1.0).mul_scalar(MASKED).reshape([batch, 1, 1, seq]);
+        let mask_bias = attention_mask
+            .float()
+            .neg()
+            .add_scalar(1.0)
+            .mul_scalar(MASKED)
+            .reshape([batch, 1, 1, seq]);
         let mut x = self.embeddings.forward(input_ids, token_type_ids);
         for layer in &self.layers {
             x = layer.forward(x, mask_bias.clone());
@@ -284,7 +378,10 @@ impl<B: Backend> Bert<B> {
     }
 
     /// Every linear layer with its Hugging Face module name, for LoRA.
-    pub fn map_dense<E>(self, f: &mut impl FnMut(&str, Dense<B>) -> Result<Dense<B>, E>) -> Result<Self, E> {
+    pub fn map_dense<E>(
+        self,
+        f: &mut impl FnMut(&str, Dense<B>) -> Result<Dense<B>, E>,
+    ) -> Result<Self, E> {
         let mut layers = Vec::with_capacity(self.layers.len());
         for (i, layer) in self.layers.into_iter().enumerate() {
             let p = format!("encoder.layer.{i}");

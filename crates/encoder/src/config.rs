@@ -154,11 +154,12 @@ impl TransformerConfig {
             reason,
         };
         let model_type = cfg.model_type.clone().unwrap_or_default();
-        let architecture =
-            Architecture::from_model_type(&model_type).ok_or_else(|| EncoderError::UnsupportedModelType {
+        let architecture = Architecture::from_model_type(&model_type).ok_or_else(|| {
+            EncoderError::UnsupportedModelType {
                 path: path.to_path_buf(),
                 model_type: model_type.clone(),
-            })?;
+            }
+        })?;
         let hidden_act = Activation::parse(&cfg.hidden_act)
             .ok_or_else(|| invalid(format!("unsupported hidden_act {:?}", cfg.hidden_act)))?;
         if let Some(kind) = &cfg.position_embedding_type {
@@ -189,14 +190,20 @@ impl TransformerConfig {
         }
         for (name, p) in [
             ("hidden_dropout_prob", cfg.hidden_dropout_prob),
-            ("attention_probs_dropout_prob", cfg.attention_probs_dropout_prob),
+            (
+                "attention_probs_dropout_prob",
+                cfg.attention_probs_dropout_prob,
+            ),
         ] {
             if !(0.0..1.0).contains(&p) {
                 return Err(invalid(format!("{name} {p} is not in [0, 1)")));
             }
         }
         if !(cfg.layer_norm_eps > 0.0 && cfg.layer_norm_eps.is_finite()) {
-            return Err(invalid(format!("layer_norm_eps {} must be positive", cfg.layer_norm_eps)));
+            return Err(invalid(format!(
+                "layer_norm_eps {} must be positive",
+                cfg.layer_norm_eps
+            )));
         }
         let pad_token_id = cfg.pad_token_id.unwrap_or(0);
         if pad_token_id >= cfg.vocab_size {
@@ -227,7 +234,12 @@ impl TransformerConfig {
     ///
     /// Fails like [`TransformerConfig::load`] when the sizes are inconsistent (e.g. `hidden_size`
     /// not a multiple of `heads`).
-    pub fn tiny_bert(vocab_size: usize, hidden_size: usize, layers: usize, heads: usize) -> Result<Self> {
+    pub fn tiny_bert(
+        vocab_size: usize,
+        hidden_size: usize,
+        layers: usize,
+        heads: usize,
+    ) -> Result<Self> {
         let raw = serde_json::json!({
             "architectures": ["BertModel"],
             "model_type": "bert",

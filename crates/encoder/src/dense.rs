@@ -5,9 +5,9 @@ use burn::tensor::backend::Backend;
 use burn::tensor::module::linear;
 use burn::tensor::Tensor;
 
+use crate::error::Result;
 use crate::lora::LoraAdapter;
 use crate::weights::{tensor_values, NamedTensor, WeightReader};
-use crate::error::Result;
 
 /// A linear layer `y = x·W + b` (weight stored `[in, out]`), optionally with a LoRA adapter
 /// adding `scaling · dropout(x)·A·B`.
@@ -39,7 +39,8 @@ impl<B: Backend> Dense<B> {
         d_out: usize,
         device: &B::Device,
     ) -> Result<Self> {
-        let weight: Tensor<B, 2> = reader.tensor(&format!("{name}.weight"), [d_out, d_in], device)?;
+        let weight: Tensor<B, 2> =
+            reader.tensor(&format!("{name}.weight"), [d_out, d_in], device)?;
         let bias = reader.tensor(&format!("{name}.bias"), [d_out], device)?;
         Ok(Self::new(weight.transpose(), bias))
     }
@@ -65,7 +66,22 @@ impl<B: Backend> Dense<B> {
     }
 
     /// Applies the layer to `[.., d_in]`.
+    ///
+    /// Leading dimensions are flattened first, so that the whole batch is one matrix product
+    /// (backends otherwise run one small product per batch row, repacking the weight each time).
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        if D <= 2 {
+            return self.forward_flat(x);
+        }
+        let dims = x.dims();
+        let rows = dims[..D - 1].iter().product();
+        let out = self.forward_flat(x.reshape([rows, dims[D - 1]]));
+        let mut out_dims = dims;
+        out_dims[D - 1] = self.d_out();
+        out.reshape(out_dims)
+    }
+
+    fn forward_flat<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         match &self.lora {
             None => linear(x, self.weight.val(), Some(self.bias.val())),
             Some(adapter) => {

@@ -29,17 +29,21 @@ impl DirWriter {
 
     /// Writes `value` as pretty-printed JSON.
     pub fn json(&mut self, name: &str, value: &serde_json::Value) -> Result<()> {
-        let mut text = serde_json::to_string_pretty(value).map_err(|source| EncoderError::Json {
-            path: self.root.join(name),
-            source,
-        })?;
+        let mut text =
+            serde_json::to_string_pretty(value).map_err(|source| EncoderError::Json {
+                path: self.root.join(name),
+                source,
+            })?;
         text.push('\n');
         self.bytes(name, text.as_bytes())
     }
 }
 
 fn sibling(dir: &Path, tag: &str) -> PathBuf {
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -65,7 +69,9 @@ pub fn write_dir_atomically(
     }
     let staging = sibling(&dir, "tmp");
     std::fs::create_dir_all(&staging).map_err(io_err(&staging))?;
-    let mut writer = DirWriter { root: staging.clone() };
+    let mut writer = DirWriter {
+        root: staging.clone(),
+    };
     if let Err(e) = fill(&mut writer) {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(e);
@@ -82,7 +88,10 @@ pub fn write_dir_atomically(
             let _ = std::fs::rename(old, &dir);
         }
         let _ = std::fs::remove_dir_all(&staging);
-        return Err(EncoderError::Io { path: dir, source: e });
+        return Err(EncoderError::Io {
+            path: dir,
+            source: e,
+        });
     }
     if let Some(old) = old {
         std::fs::remove_dir_all(&old).map_err(io_err(&old))?;
@@ -98,7 +107,9 @@ pub fn write_into_dir(dir: &Path, fill: impl FnOnce(&mut DirWriter) -> Result<()
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     let staging = sibling(dir, "tmp");
     std::fs::create_dir_all(&staging).map_err(io_err(&staging))?;
-    let mut writer = DirWriter { root: staging.clone() };
+    let mut writer = DirWriter {
+        root: staging.clone(),
+    };
     let result = fill(&mut writer).and_then(|()| move_tree(&staging, dir));
     let _ = std::fs::remove_dir_all(&staging);
     result
@@ -120,7 +131,10 @@ fn move_tree(from: &Path, to: &Path) -> Result<()> {
 
 /// Writes one file atomically: a temporary file in the same directory, synced, then renamed.
 pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(io_err(parent))?;
     let tmp = sibling(path, "tmp");
     let result = (|| {

@@ -36,7 +36,9 @@ impl Default for LoraConfig {
             r: 8,
             alpha: 16.0,
             dropout: 0.1,
-            target_modules: ["query", "key", "value", "dense"].map(String::from).to_vec(),
+            target_modules: ["query", "key", "value", "dense"]
+                .map(String::from)
+                .to_vec(),
         }
     }
 }
@@ -48,10 +50,16 @@ impl LoraConfig {
             return Err(EncoderError::Lora("rank r must be positive".into()));
         }
         if !(self.alpha.is_finite() && self.alpha > 0.0) {
-            return Err(EncoderError::Lora(format!("alpha {} must be positive", self.alpha)));
+            return Err(EncoderError::Lora(format!(
+                "alpha {} must be positive",
+                self.alpha
+            )));
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return Err(EncoderError::Lora(format!("dropout {} is not in [0, 1)", self.dropout)));
+            return Err(EncoderError::Lora(format!(
+                "dropout {} is not in [0, 1)",
+                self.dropout
+            )));
         }
         if self.target_modules.is_empty() {
             return Err(EncoderError::Lora("no target modules".into()));
@@ -68,7 +76,10 @@ impl LoraConfig {
     /// is a target.
     pub fn matches(&self, name: &str) -> bool {
         self.target_modules.iter().any(|t| {
-            name == t || (name.len() > t.len() && name.ends_with(t.as_str()) && name.as_bytes()[name.len() - t.len() - 1] == b'.')
+            name == t
+                || (name.len() > t.len()
+                    && name.ends_with(t.as_str())
+                    && name.as_bytes()[name.len() - t.len() - 1] == b'.')
         })
     }
 }
@@ -90,7 +101,13 @@ pub struct LoraAdapter<B: Backend> {
 impl<B: Backend> LoraAdapter<B> {
     /// PEFT's initialisation: `A` Kaiming-uniform (bound `1/√in`), `B` zero, so the wrapped
     /// layer's output is unchanged until `B` is trained. `seed` makes `A` reproducible.
-    pub fn init(d_in: usize, d_out: usize, config: &LoraConfig, seed: u64, device: &B::Device) -> Self {
+    pub fn init(
+        d_in: usize,
+        d_out: usize,
+        config: &LoraConfig,
+        seed: u64,
+        device: &B::Device,
+    ) -> Self {
         let bound = 1.0 / (d_in as f64).sqrt();
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let a: Vec<f32> = (0..d_in * config.r)
@@ -188,7 +205,11 @@ impl PeftAdapterConfig {
 
     /// Converts to a [`LoraConfig`], refusing variants this crate does not implement.
     pub(crate) fn to_lora(&self) -> Result<LoraConfig> {
-        let unsupported = |what: &str| Err(EncoderError::Lora(format!("adapter uses {what}, which is not supported")));
+        let unsupported = |what: &str| {
+            Err(EncoderError::Lora(format!(
+                "adapter uses {what}, which is not supported"
+            )))
+        };
         if self.peft_type != "LORA" {
             return unsupported(&format!("peft_type {}", self.peft_type));
         }
@@ -209,7 +230,9 @@ impl PeftAdapterConfig {
         }
         let target_modules = match &self.target_modules {
             TargetModules::List(l) => l.clone(),
-            TargetModules::One(s) => return unsupported(&format!("a regular-expression target_modules {s:?}")),
+            TargetModules::One(s) => {
+                return unsupported(&format!("a regular-expression target_modules {s:?}"))
+            }
         };
         let config = LoraConfig {
             r: self.r,

@@ -101,16 +101,24 @@ impl<B: Backend> SentenceEncoder<B> {
                 what: "the model directory",
             });
         }
-        let st = StMeta::load(dir, |p| Ok(TransformerConfig::load(p)?.max_position_embeddings))?;
+        let st = StMeta::load(dir, |p| {
+            Ok(TransformerConfig::load(p)?.max_position_embeddings)
+        })?;
         let tdir = st.transformer_dir.clone();
         let config = TransformerConfig::load(&tdir.join("config.json"))?;
         let weights_path = tdir.join("model.safetensors");
         if !weights_path.is_file() {
-            let found: Vec<String> = ["pytorch_model.bin", "model.bin", "tf_model.h5", "model.onnx", "flax_model.msgpack"]
-                .iter()
-                .filter(|f| tdir.join(f).exists())
-                .map(|f| f.to_string())
-                .collect();
+            let found: Vec<String> = [
+                "pytorch_model.bin",
+                "model.bin",
+                "tf_model.h5",
+                "model.onnx",
+                "flax_model.msgpack",
+            ]
+            .iter()
+            .filter(|f| tdir.join(f).exists())
+            .map(|f| f.to_string())
+            .collect();
             if found.is_empty() {
                 return Err(EncoderError::MissingFile {
                     path: weights_path,
@@ -129,8 +137,12 @@ impl<B: Backend> SentenceEncoder<B> {
         let kept_tensors = reader.finish()?;
         drop(bytes);
 
-        let tokenizer = TextTokenizer::from_file(&tdir.join("tokenizer.json"), st.max_seq_length, config.pad_token_id)?
-            .with_lowercase(st.do_lower_case);
+        let tokenizer = TextTokenizer::from_file(
+            &tdir.join("tokenizer.json"),
+            st.max_seq_length,
+            config.pad_token_id,
+        )?
+        .with_lowercase(st.do_lower_case);
         let mut tokenizer_files = Vec::new();
         for name in TOKENIZER_FILES {
             let p = tdir.join(name);
@@ -155,7 +167,11 @@ impl<B: Backend> SentenceEncoder<B> {
 
     /// A model with random weights (for tests and examples that need no files): the given
     /// config and tokenizer, mean pooling and L2 normalisation.
-    pub fn random(config: TransformerConfig, tokenizer: TextTokenizer, device: &B::Device) -> Result<Self> {
+    pub fn random(
+        config: TransformerConfig,
+        tokenizer: TextTokenizer,
+        device: &B::Device,
+    ) -> Result<Self> {
         let bert = Bert::new(&config, &mut Source::Random, device)?;
         let st = StMeta {
             transformer_dir: PathBuf::new(),
@@ -168,10 +184,14 @@ impl<B: Backend> SentenceEncoder<B> {
             has_modules_json: true,
             tokenizer_config: None,
         };
-        let tokenizer_json = tokenizer.inner().to_string(true).map_err(|e| EncoderError::Tokenizer {
-            path: PathBuf::from("<in memory>"),
-            reason: e.to_string(),
-        })?;
+        let tokenizer_json =
+            tokenizer
+                .inner()
+                .to_string(true)
+                .map_err(|e| EncoderError::Tokenizer {
+                    path: PathBuf::from("<in memory>"),
+                    reason: e.to_string(),
+                })?;
         Ok(Self {
             bert,
             meta: Arc::new(Meta {
@@ -283,8 +303,14 @@ impl<B: Backend> SentenceEncoder<B> {
         prompt_len: usize,
         normalize: bool,
     ) -> Tensor<B, 2> {
-        let tokens = self.bert.forward(input_ids, attention_mask.clone(), token_type_ids);
-        let pooled = self.meta.st.pooling.forward(tokens, attention_mask, prompt_len);
+        let tokens = self
+            .bert
+            .forward(input_ids, attention_mask.clone(), token_type_ids);
+        let pooled = self
+            .meta
+            .st
+            .pooling
+            .forward(tokens, attention_mask, prompt_len);
         if normalize {
             l2_normalize(pooled)
         } else {
@@ -299,7 +325,11 @@ impl<B: Backend> SentenceEncoder<B> {
 
     /// Batched inference: one embedding per text, in input order. Texts are grouped by token
     /// length so that batches carry little padding.
-    pub fn encode<S: AsRef<str>>(&self, texts: &[S], options: &EncodeOptions) -> Result<Vec<Vec<f32>>> {
+    pub fn encode<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        options: &EncodeOptions,
+    ) -> Result<Vec<Vec<f32>>> {
         self.encode_with_progress(texts, options, |_| {})
     }
 
@@ -360,7 +390,11 @@ impl<B: Backend> SentenceEncoder<B> {
     }
 
     /// Encodes queries with the query prompt.
-    pub fn encode_queries<S: AsRef<str>>(&self, texts: &[S], batch_size: usize) -> Result<Vec<Vec<f32>>> {
+    pub fn encode_queries<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        batch_size: usize,
+    ) -> Result<Vec<Vec<f32>>> {
         let options = EncodeOptions {
             batch_size,
             prompt: self.meta.st.prompts.query.clone(),
@@ -370,7 +404,11 @@ impl<B: Backend> SentenceEncoder<B> {
     }
 
     /// Encodes passages with the passage prompt.
-    pub fn encode_passages<S: AsRef<str>>(&self, texts: &[S], batch_size: usize) -> Result<Vec<Vec<f32>>> {
+    pub fn encode_passages<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        batch_size: usize,
+    ) -> Result<Vec<Vec<f32>>> {
         let options = EncodeOptions {
             batch_size,
             prompt: self.meta.st.prompts.passage.clone(),
@@ -413,11 +451,9 @@ impl<B: Backend> SentenceEncoder<B> {
         for (name, bytes) in &meta.tokenizer_files {
             w.bytes(name, bytes)?;
         }
-        let mut tok_cfg = meta
-            .st
-            .tokenizer_config
-            .clone()
-            .unwrap_or_else(|| serde_json::json!({"tokenizer_class": "BertTokenizer", "do_lower_case": true}));
+        let mut tok_cfg = meta.st.tokenizer_config.clone().unwrap_or_else(
+            || serde_json::json!({"tokenizer_class": "BertTokenizer", "do_lower_case": true}),
+        );
         if let Value::Object(m) = &mut tok_cfg {
             m.insert("model_max_length".into(), meta.st.max_seq_length.into());
         }
@@ -444,7 +480,13 @@ impl<B: Backend> SentenceEncoder<B> {
                 return Ok(dense);
             }
             counter += 1;
-            let adapter = LoraAdapter::init(dense.d_in(), dense.d_out(), &config, seed.wrapping_add(counter), &device);
+            let adapter = LoraAdapter::init(
+                dense.d_in(),
+                dense.d_out(),
+                &config,
+                seed.wrapping_add(counter),
+                &device,
+            );
             Ok(crate::dense::Dense {
                 lora: Some(adapter),
                 ..dense
@@ -502,7 +544,8 @@ impl<B: Backend> SentenceEncoder<B> {
         let mut adapters = 0;
         for (_, dense) in self.bert.dense_layers() {
             if let Some(a) = &dense.lora {
-                adapters += a.a.dims().iter().product::<usize>() + a.b.dims().iter().product::<usize>();
+                adapters +=
+                    a.a.dims().iter().product::<usize>() + a.b.dims().iter().product::<usize>();
             }
         }
         let total = self.bert.num_params();
@@ -557,10 +600,11 @@ impl<B: Backend> SentenceEncoder<B> {
         let dir = dir.as_ref();
         let cfg_path = dir.join("adapter_config.json");
         let text = std::fs::read_to_string(&cfg_path).map_err(io_err(&cfg_path))?;
-        let peft: PeftAdapterConfig = serde_json::from_str(&text).map_err(|source| EncoderError::Json {
-            path: cfg_path.clone(),
-            source,
-        })?;
+        let peft: PeftAdapterConfig =
+            serde_json::from_str(&text).map_err(|source| EncoderError::Json {
+                path: cfg_path.clone(),
+                source,
+            })?;
         if let TargetModules::One(_) = peft.target_modules {
             return Err(EncoderError::Lora(format!(
                 "{}: regular-expression target_modules are not supported",
@@ -579,12 +623,22 @@ impl<B: Backend> SentenceEncoder<B> {
                 return Ok(dense);
             }
             let (d_in, d_out) = (dense.d_in(), dense.d_out());
-            let a: Tensor<B, 2> =
-                reader.tensor(&format!("{PEFT_PREFIX}{name}.lora_A.weight"), [config.r, d_in], &device)?;
-            let b: Tensor<B, 2> =
-                reader.tensor(&format!("{PEFT_PREFIX}{name}.lora_B.weight"), [d_out, config.r], &device)?;
+            let a: Tensor<B, 2> = reader.tensor(
+                &format!("{PEFT_PREFIX}{name}.lora_A.weight"),
+                [config.r, d_in],
+                &device,
+            )?;
+            let b: Tensor<B, 2> = reader.tensor(
+                &format!("{PEFT_PREFIX}{name}.lora_B.weight"),
+                [d_out, config.r],
+                &device,
+            )?;
             Ok(crate::dense::Dense {
-                lora: Some(LoraAdapter::from_tensors(a.transpose(), b.transpose(), &config)),
+                lora: Some(LoraAdapter::from_tensors(
+                    a.transpose(),
+                    b.transpose(),
+                    &config,
+                )),
                 ..dense
             })
         })?;

@@ -118,7 +118,9 @@ impl Pooling {
             .iter()
             .map(|mode| match mode {
                 PoolingMode::Mean | PoolingMode::MeanSqrtLen => {
-                    let sum = (tokens.clone() * mask3.clone()).sum_dim(1).reshape([batch, hidden]);
+                    let sum = (tokens.clone() * mask3.clone())
+                        .sum_dim(1)
+                        .reshape([batch, hidden]);
                     let count = mask.clone().sum_dim(1).clamp_min(1e-9);
                     let denom = if *mode == PoolingMode::Mean {
                         count
@@ -129,7 +131,11 @@ impl Pooling {
                 }
                 PoolingMode::Cls => {
                     // The first unmasked position: 0, or the first token after an excluded prompt.
-                    let first = if !self.include_prompt { prompt_len.min(seq - 1) } else { 0 };
+                    let first = if !self.include_prompt {
+                        prompt_len.min(seq - 1)
+                    } else {
+                        0
+                    };
                     tokens.clone().narrow(1, first, 1).reshape([batch, hidden])
                 }
                 PoolingMode::Max => {
@@ -153,13 +159,20 @@ impl Pooling {
                 PoolingMode::LastToken => {
                     // Right padding: the last real token sits at length - 1.
                     let last = full_mask.clone().sum_dim(1).int() - 1;
-                    let last = last.clamp_min(0).reshape([batch, 1, 1]).expand([batch, 1, hidden]);
-                    (tokens.clone() * mask3.clone()).gather(1, last).reshape([batch, hidden])
+                    let last = last
+                        .clamp_min(0)
+                        .reshape([batch, 1, 1])
+                        .expand([batch, 1, hidden]);
+                    (tokens.clone() * mask3.clone())
+                        .gather(1, last)
+                        .reshape([batch, hidden])
                 }
             })
             .collect();
         match outputs.len() {
-            1 => outputs.pop().unwrap_or_else(|| Tensor::zeros([batch, hidden], &device)),
+            1 => outputs
+                .pop()
+                .unwrap_or_else(|| Tensor::zeros([batch, hidden], &device)),
             _ => Tensor::cat(outputs, 1),
         }
     }

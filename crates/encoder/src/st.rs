@@ -108,9 +108,14 @@ fn module_kind(kind: &str) -> &str {
 impl StMeta {
     /// Reads the sentence-transformers files of `dir`. `max_position_embeddings` caps the
     /// sequence length when it comes from `tokenizer_config.json`, as sentence-transformers does.
-    pub fn load(dir: &Path, max_position_embeddings: impl Fn(&Path) -> Result<usize>) -> Result<Self> {
+    pub fn load(
+        dir: &Path,
+        max_position_embeddings: impl Fn(&Path) -> Result<usize>,
+    ) -> Result<Self> {
         let modules_path = dir.join("modules.json");
-        let (transformer_dir, pooling_dir, normalize, has_modules_json) = match read_json(&modules_path)? {
+        let (transformer_dir, pooling_dir, normalize, has_modules_json) = match read_json(
+            &modules_path,
+        )? {
             None => {
                 eprintln!(
                     "warning: {} has no modules.json: treating it as a plain transformers model \
@@ -134,16 +139,14 @@ impl StMeta {
                         ("Transformer", 0) => transformer = Some(dir.join(&e.path)),
                         ("Pooling", 1) => pooling = Some(dir.join(&e.path)),
                         ("Normalize", 2) if pooling.is_some() => normalize = true,
-                        (kind, _) => {
-                            return Err(invalid(
-                                &modules_path,
-                                format!(
-                                    "module {} ({kind}) at position {pos} is not supported: expected \
+                        (kind, _) => return Err(invalid(
+                            &modules_path,
+                            format!(
+                                "module {} ({kind}) at position {pos} is not supported: expected \
                                      Transformer, then Pooling, then optionally Normalize",
-                                    e.kind
-                                ),
-                            ))
-                        }
+                                e.kind
+                            ),
+                        )),
                     }
                 }
                 let transformer =
@@ -176,11 +179,14 @@ impl StMeta {
         let tokenizer_config = read_json(&tokenizer_config_path)?;
         let config_path = transformer_dir.join("config.json");
         let max_positions = max_position_embeddings(&config_path)?;
-        let explicit = st_value.get("max_seq_length").and_then(Value::as_u64).or_else(|| {
-            ["processor_kwargs", "tokenizer_args"]
-                .iter()
-                .find_map(|k| st_value.get(k)?.get("model_max_length")?.as_u64())
-        });
+        let explicit = st_value
+            .get("max_seq_length")
+            .and_then(Value::as_u64)
+            .or_else(|| {
+                ["processor_kwargs", "tokenizer_args"]
+                    .iter()
+                    .find_map(|k| st_value.get(k)?.get("model_max_length")?.as_u64())
+            });
         let max_seq_length = match explicit {
             Some(n) => n as usize,
             None => tokenizer_config
@@ -202,7 +208,10 @@ impl StMeta {
                 format!("max_seq_length {max_seq_length} exceeds max_position_embeddings {max_positions}"),
             ));
         }
-        let do_lower_case = st_value.get("do_lower_case").and_then(Value::as_bool).unwrap_or(false);
+        let do_lower_case = st_value
+            .get("do_lower_case")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
 
         let cst_path = dir.join("config_sentence_transformers.json");
         let cst = read_json(&cst_path)?.unwrap_or(Value::Null);
@@ -247,33 +256,46 @@ fn read_pooling(path: &Path) -> Result<Pooling> {
         what: "the pooling configuration",
     })?;
     let parse = |name: &str| {
-        PoolingMode::from_name(name).ok_or_else(|| invalid(path, format!("unknown pooling_mode {name:?}")))
+        PoolingMode::from_name(name)
+            .ok_or_else(|| invalid(path, format!("unknown pooling_mode {name:?}")))
     };
     let modes = match value.get("pooling_mode") {
         Some(Value::String(s)) => vec![parse(s)?],
         Some(Value::Array(items)) => items
             .iter()
-            .map(|v| v.as_str().ok_or_else(|| invalid(path, "pooling_mode entries must be strings")).and_then(parse))
+            .map(|v| {
+                v.as_str()
+                    .ok_or_else(|| invalid(path, "pooling_mode entries must be strings"))
+                    .and_then(parse)
+            })
             .collect::<Result<Vec<_>>>()?,
         Some(_) => return Err(invalid(path, "pooling_mode must be a string or a list")),
         None => PoolingMode::ALL
             .into_iter()
-            .filter(|m| value.get(m.legacy_key()).and_then(Value::as_bool).unwrap_or(false))
+            .filter(|m| {
+                value
+                    .get(m.legacy_key())
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+            })
             .collect(),
     };
     if modes.is_empty() {
         return Err(invalid(path, "no pooling mode is enabled"));
     }
-    let include_prompt = value.get("include_prompt").and_then(Value::as_bool).unwrap_or(true);
-    Ok(Pooling { modes, include_prompt })
+    let include_prompt = value
+        .get("include_prompt")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    Ok(Pooling {
+        modes,
+        include_prompt,
+    })
 }
 
 /// The JSON files a saved model directory gets, in the layout every sentence-transformers
 /// version from 2.x to 6.x reads (legacy module type names, legacy pooling flags).
-pub(crate) fn st_files(
-    meta: &StMeta,
-    hidden: usize,
-) -> Vec<(&'static str, Value)> {
+pub(crate) fn st_files(meta: &StMeta, hidden: usize) -> Vec<(&'static str, Value)> {
     let mut modules = vec![
         json!({"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}),
         json!({"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}),
@@ -284,12 +306,21 @@ pub(crate) fn st_files(
     let mut pooling = serde_json::Map::new();
     pooling.insert("word_embedding_dimension".into(), json!(hidden));
     for mode in PoolingMode::ALL {
-        pooling.insert(mode.legacy_key().into(), json!(meta.pooling.modes.contains(&mode)));
+        pooling.insert(
+            mode.legacy_key().into(),
+            json!(meta.pooling.modes.contains(&mode)),
+        );
     }
     pooling.insert("include_prompt".into(), json!(meta.pooling.include_prompt));
     let mut prompts = serde_json::Map::new();
-    prompts.insert("query".into(), json!(meta.prompts.query.clone().unwrap_or_default()));
-    prompts.insert("document".into(), json!(meta.prompts.passage.clone().unwrap_or_default()));
+    prompts.insert(
+        "query".into(),
+        json!(meta.prompts.query.clone().unwrap_or_default()),
+    );
+    prompts.insert(
+        "document".into(),
+        json!(meta.prompts.passage.clone().unwrap_or_default()),
+    );
     vec![
         ("modules.json", Value::Array(modules)),
         ("1_Pooling/config.json", Value::Object(pooling)),

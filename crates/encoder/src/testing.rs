@@ -19,13 +19,18 @@ pub fn tiny_tokenizer(max_seq_len: usize) -> Result<TextTokenizer> {
     vocab.extend(chars.iter().map(|c| c.to_string()));
     vocab.extend(chars.iter().map(|c| format!("##{c}")));
     vocab.extend([".", ",", "?", "!", "-", ":", "'"].map(String::from));
-    let vocab_map: serde_json::Map<String, serde_json::Value> =
-        vocab.iter().enumerate().map(|(i, w)| (w.clone(), json!(i))).collect();
+    let vocab_map: serde_json::Map<String, serde_json::Value> = vocab
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (w.clone(), json!(i)))
+        .collect();
     let added: Vec<_> = specials
         .iter()
         .enumerate()
-        .map(|(i, s)| json!({"id": i, "content": s, "single_word": false, "lstrip": false,
-                              "rstrip": false, "normalized": false, "special": true}))
+        .map(|(i, s)| {
+            json!({"id": i, "content": s, "single_word": false, "lstrip": false,
+                              "rstrip": false, "normalized": false, "special": true})
+        })
         .collect();
     let spec = json!({
         "version": "1.0",

@@ -43,7 +43,9 @@ impl TokenBatch {
         device: &B::Device,
     ) -> (Tensor<B, 2, Int>, Tensor<B, 2, Int>, Tensor<B, 2, Int>) {
         let shape = [self.batch, self.seq_len];
-        let make = |v: &Vec<i64>| Tensor::<B, 2, Int>::from_data(TensorData::new(v.clone(), shape), device);
+        let make = |v: &Vec<i64>| {
+            Tensor::<B, 2, Int>::from_data(TensorData::new(v.clone(), shape), device)
+        };
         (
             make(&self.input_ids),
             make(&self.attention_mask),
@@ -83,7 +85,12 @@ impl TextTokenizer {
     }
 
     /// Wraps an in-memory tokenizer; `path` is only used in error messages.
-    pub fn new(mut inner: Tokenizer, max_seq_len: usize, pad_id: usize, path: PathBuf) -> Result<Self> {
+    pub fn new(
+        mut inner: Tokenizer,
+        max_seq_len: usize,
+        pad_id: usize,
+        path: PathBuf,
+    ) -> Result<Self> {
         if max_seq_len < 2 {
             return Err(EncoderError::Tokenizer {
                 path,
@@ -124,8 +131,13 @@ impl TextTokenizer {
 
     /// Changes the truncation length.
     pub fn set_max_seq_len(&mut self, max_seq_len: usize) -> Result<()> {
-        *self = Self::new(self.inner.clone(), max_seq_len, self.pad_id as usize, self.path.clone())?
-            .with_lowercase(self.lowercase);
+        *self = Self::new(
+            self.inner.clone(),
+            max_seq_len,
+            self.pad_id as usize,
+            self.path.clone(),
+        )?
+        .with_lowercase(self.lowercase);
         Ok(())
     }
 
@@ -143,7 +155,13 @@ impl TextTokenizer {
     pub fn encode_ids(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
         let inputs: Vec<String> = texts
             .iter()
-            .map(|t| if self.lowercase { t.to_lowercase() } else { t.to_string() })
+            .map(|t| {
+                if self.lowercase {
+                    t.to_lowercase()
+                } else {
+                    t.to_string()
+                }
+            })
             .collect();
         let encodings =
             self.inner
@@ -152,7 +170,10 @@ impl TextTokenizer {
                     path: self.path.clone(),
                     reason: e.to_string(),
                 })?;
-        Ok(encodings.into_iter().map(|e| e.get_ids().to_vec()).collect())
+        Ok(encodings
+            .into_iter()
+            .map(|e| e.get_ids().to_vec())
+            .collect())
     }
 
     /// Tokenises and pads `texts`, each prefixed by `prompt` when given.
@@ -198,13 +219,13 @@ impl TextTokenizer {
     /// Tokens of `prompt` with `[CLS]` and without the trailing `[SEP]`, as
     /// sentence-transformers counts a prompt for `include_prompt: false`.
     pub fn prompt_len(&self, prompt: &str) -> Result<usize> {
-        let encoding = self
-            .inner
-            .encode_fast(prompt, true)
-            .map_err(|e| EncoderError::Tokenizer {
-                path: self.path.clone(),
-                reason: e.to_string(),
-            })?;
+        let encoding =
+            self.inner
+                .encode_fast(prompt, true)
+                .map_err(|e| EncoderError::Tokenizer {
+                    path: self.path.clone(),
+                    reason: e.to_string(),
+                })?;
         let special = encoding.get_special_tokens_mask();
         let ends_special = special.last().is_some_and(|&s| s == 1);
         Ok(encoding.len() - usize::from(ends_special))

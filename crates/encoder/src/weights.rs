@@ -55,7 +55,11 @@ impl<'a> WeightReader<'a> {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
-        let prefix = if file.names().iter().any(|n| n.starts_with("bert.embeddings.")) {
+        let prefix = if file
+            .names()
+            .iter()
+            .any(|n| n.starts_with("bert.embeddings."))
+        {
             "bert."
         } else {
             ""
@@ -225,10 +229,16 @@ pub(crate) fn serialize(
         reason: e.to_string(),
     };
     for (t, (name, b)) in tensors.iter().zip(&bytes) {
-        views.insert(name.clone(), TensorView::new(Dtype::F32, t.shape.clone(), b).map_err(bad)?);
+        views.insert(
+            name.clone(),
+            TensorView::new(Dtype::F32, t.shape.clone(), b).map_err(bad)?,
+        );
     }
     for r in raw {
-        views.insert(r.name.clone(), TensorView::new(r.dtype, r.shape.clone(), &r.data).map_err(bad)?);
+        views.insert(
+            r.name.clone(),
+            TensorView::new(r.dtype, r.shape.clone(), &r.data).map_err(bad)?,
+        );
     }
     let mut metadata = std::collections::HashMap::new();
     metadata.insert("format".to_string(), "pt".to_string());

@@ -25,10 +25,18 @@ fn references(shared: &std::path::Path) -> Vec<Reference> {
         .map(|l| {
             let v: Value = serde_json::from_str(l).expect("reference line is JSON");
             let ints = |k: &str| -> Vec<u32> {
-                v[k].as_array().expect(k).iter().map(|x| x.as_u64().expect("int") as u32).collect()
+                v[k].as_array()
+                    .expect(k)
+                    .iter()
+                    .map(|x| x.as_u64().expect("int") as u32)
+                    .collect()
             };
             let floats = |k: &str| -> Vec<f32> {
-                v[k].as_array().expect(k).iter().map(|x| x.as_f64().expect("float") as f32).collect()
+                v[k].as_array()
+                    .expect(k)
+                    .iter()
+                    .map(|x| x.as_f64().expect("float") as f32)
+                    .collect()
             };
             Reference {
                 text: v["text"].as_str().expect("text").to_string(),
@@ -43,12 +51,22 @@ fn references(shared: &std::path::Path) -> Vec<Reference> {
 
 #[test]
 fn minilm_matches_sentence_transformers() {
-    let Some(dir) = minilm("minilm_matches_sentence_transformers") else { return };
+    let Some(dir) = minilm("minilm_matches_sentence_transformers") else {
+        return;
+    };
     let refs = references(&shared("refs").expect("shared"));
-    assert!(refs.len() >= 20, "expected the 20 reference texts, got {}", refs.len());
+    assert!(
+        refs.len() >= 20,
+        "expected the 20 reference texts, got {}",
+        refs.len()
+    );
     let device = Default::default();
     let model = SentenceEncoder::<B>::load(&dir, &device).expect("model loads");
-    assert_eq!(model.max_seq_length(), 256, "max_seq_length from sentence_bert_config.json");
+    assert_eq!(
+        model.max_seq_length(),
+        256,
+        "max_seq_length from sentence_bert_config.json"
+    );
     assert!(model.normalize());
 
     let texts: Vec<&str> = refs.iter().map(|r| r.text.as_str()).collect();
@@ -61,9 +79,24 @@ fn minilm_matches_sentence_transformers() {
     }
 
     let pooled = model
-        .encode(&texts, &EncodeOptions { batch_size: 7, normalize: Some(false), ..Default::default() })
+        .encode(
+            &texts,
+            &EncodeOptions {
+                batch_size: 7,
+                normalize: Some(false),
+                ..Default::default()
+            },
+        )
         .expect("encode pooled");
-    let emb = model.encode(&texts, &EncodeOptions { batch_size: 7, ..Default::default() }).expect("encode");
+    let emb = model
+        .encode(
+            &texts,
+            &EncodeOptions {
+                batch_size: 7,
+                ..Default::default()
+            },
+        )
+        .expect("encode");
     let (mut worst_cos, mut worst_diff) = (1.0f64, 0.0f32);
     let (mut worst_cos_p, mut worst_diff_p) = (1.0f64, 0.0f32);
     for (i, r) in refs.iter().enumerate() {
@@ -85,15 +118,31 @@ fn minilm_matches_sentence_transformers() {
 
 #[test]
 fn minilm_batch_size_does_not_change_results() {
-    let Some(dir) = minilm("minilm_batch_size_does_not_change_results") else { return };
+    let Some(dir) = minilm("minilm_batch_size_does_not_change_results") else {
+        return;
+    };
     let refs = references(&shared("refs").expect("shared"));
     let texts: Vec<&str> = refs.iter().map(|r| r.text.as_str()).collect();
     let model = SentenceEncoder::<B>::load(&dir, &Default::default()).expect("model loads");
-    let run = |bs| model.encode(&texts, &EncodeOptions { batch_size: bs, ..Default::default() }).expect("encode");
+    let run = |bs| {
+        model
+            .encode(
+                &texts,
+                &EncodeOptions {
+                    batch_size: bs,
+                    ..Default::default()
+                },
+            )
+            .expect("encode")
+    };
     let one = run(1);
     for bs in [7, 32] {
         let other = run(bs);
-        let worst = one.iter().zip(&other).map(|(a, b)| max_abs_diff(a, b)).fold(0.0, f32::max);
+        let worst = one
+            .iter()
+            .zip(&other)
+            .map(|(a, b)| max_abs_diff(a, b))
+            .fold(0.0, f32::max);
         eprintln!("batch size 1 vs {bs}: worst |diff| {worst:.3e}");
         assert!(worst <= 1e-5, "batch size {bs} differs from 1 by {worst}");
     }
@@ -101,16 +150,26 @@ fn minilm_batch_size_does_not_change_results() {
 
 #[test]
 fn minilm_save_and_reload_round_trips() {
-    let Some(dir) = minilm("minilm_save_and_reload_round_trips") else { return };
+    let Some(dir) = minilm("minilm_save_and_reload_round_trips") else {
+        return;
+    };
     let device = Default::default();
     let model = SentenceEncoder::<B>::load(&dir, &device).expect("model loads");
     let out = tempfile::tempdir().expect("tempdir");
     let saved = out.path().join("saved");
     model.save(&saved).expect("save");
     let reloaded = SentenceEncoder::<B>::load(&saved, &device).expect("reload");
-    let texts = ["SuperStream contributions are due within 28 days.", "a", "Zürich"];
-    let a = model.encode(&texts, &EncodeOptions::default()).expect("encode");
-    let b = reloaded.encode(&texts, &EncodeOptions::default()).expect("encode");
+    let texts = [
+        "SuperStream contributions are due within 28 days.",
+        "a",
+        "Zürich",
+    ];
+    let a = model
+        .encode(&texts, &EncodeOptions::default())
+        .expect("encode");
+    let b = reloaded
+        .encode(&texts, &EncodeOptions::default())
+        .expect("encode");
     assert_eq!(a, b, "reloaded model gives different embeddings");
 
     // Same tensor names, shapes and dtypes as the source file.
@@ -128,9 +187,21 @@ fn minilm_save_and_reload_round_trips() {
         out.sort();
         out
     };
-    assert_eq!(header(&dir.join("model.safetensors")), header(&saved.join("model.safetensors")));
-    for f in ["config.json", "tokenizer.json", "tokenizer_config.json", "modules.json", "1_Pooling/config.json",
-        "sentence_bert_config.json", "config_sentence_transformers.json", "vocab.txt", "special_tokens_map.json"] {
+    assert_eq!(
+        header(&dir.join("model.safetensors")),
+        header(&saved.join("model.safetensors"))
+    );
+    for f in [
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "modules.json",
+        "1_Pooling/config.json",
+        "sentence_bert_config.json",
+        "config_sentence_transformers.json",
+        "vocab.txt",
+        "special_tokens_map.json",
+    ] {
         assert!(saved.join(f).is_file(), "saved directory lacks {f}");
     }
 }

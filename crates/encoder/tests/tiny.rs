@@ -42,7 +42,13 @@ fn saved_dir() -> (tempfile::TempDir, PathBuf) {
 
 fn encode(model: &SentenceEncoder<B>, batch_size: usize) -> Vec<Vec<f32>> {
     model
-        .encode(&TEXTS, &EncodeOptions { batch_size, ..Default::default() })
+        .encode(
+            &TEXTS,
+            &EncodeOptions {
+                batch_size,
+                ..Default::default()
+            },
+        )
         .expect("encode")
 }
 
@@ -54,9 +60,15 @@ fn save_then_load_gives_identical_embeddings() {
     model.save(&again_dir).expect("save again");
     let again = SentenceEncoder::<B>::load(&again_dir, &Default::default()).expect("load again");
     assert_eq!(encode(&model, 32), encode(&again, 32));
-    let norms: Vec<f32> = encode(&model, 32).iter().map(|v| v.iter().map(|x| x * x).sum::<f32>().sqrt()).collect();
+    let norms: Vec<f32> = encode(&model, 32)
+        .iter()
+        .map(|v| v.iter().map(|x| x * x).sum::<f32>().sqrt())
+        .collect();
     for n in norms {
-        assert!((n - 1.0).abs() < 1e-5, "normalised embeddings have norm 1, got {n}");
+        assert!(
+            (n - 1.0).abs() < 1e-5,
+            "normalised embeddings have norm 1, got {n}"
+        );
     }
     // Saving over an existing directory replaces it and leaves no staging folders behind.
     model.save(&again_dir).expect("overwrite");
@@ -65,7 +77,10 @@ fn save_then_load_gives_identical_embeddings() {
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
         .collect();
-    assert!(leftovers.is_empty(), "staging directories left: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "staging directories left: {leftovers:?}"
+    );
 }
 
 #[test]
@@ -75,7 +90,11 @@ fn padding_does_not_leak_into_results() {
     let one = encode(&model, 1);
     for bs in [2, 3, 7, 32] {
         let other = encode(&model, bs);
-        let worst = one.iter().zip(&other).map(|(a, b)| max_abs_diff(a, b)).fold(0.0, f32::max);
+        let worst = one
+            .iter()
+            .zip(&other)
+            .map(|(a, b)| max_abs_diff(a, b))
+            .fold(0.0, f32::max);
         assert!(worst <= 1e-5, "batch size {bs}: {worst}");
     }
 }
@@ -84,13 +103,24 @@ fn padding_does_not_leak_into_results() {
 fn prompts_change_embeddings_and_exclusion_masks_prompt_tokens() {
     let (_tmp, dir) = saved_dir();
     let model = SentenceEncoder::<B>::load(&dir, &Default::default()).expect("load");
-    let plain = model.encode(&["tax file number"], &EncodeOptions::default()).expect("plain");
-    let opts = EncodeOptions { prompt: Some("query: ".into()), ..Default::default() };
+    let plain = model
+        .encode(&["tax file number"], &EncodeOptions::default())
+        .expect("plain");
+    let opts = EncodeOptions {
+        prompt: Some("query: ".into()),
+        ..Default::default()
+    };
     let prompted = model.encode(&["tax file number"], &opts).expect("prompted");
-    assert!(max_abs_diff(&plain[0], &prompted[0]) > 1e-4, "a prompt must change the embedding");
+    assert!(
+        max_abs_diff(&plain[0], &prompted[0]) > 1e-4,
+        "a prompt must change the embedding"
+    );
     let batch = model.tokenize(&["tax"], Some("query: ")).expect("tokenize");
     // [CLS] q u e r y : → 7 tokens with [CLS]; the tiny tokenizer splits words into letters.
-    assert_eq!(batch.prompt_len, 1 + model.tokenizer().encode_ids(&["query:"]).expect("ids")[0].len() - 2);
+    assert_eq!(
+        batch.prompt_len,
+        1 + model.tokenizer().encode_ids(&["query:"]).expect("ids")[0].len() - 2
+    );
 }
 
 #[test]
@@ -106,13 +136,21 @@ fn bad_model_directories_give_typed_errors() {
     let (_t1, dir) = saved_dir();
     std::fs::remove_file(dir.join("config.json")).expect("rm");
     let err = load(&dir).unwrap_err();
-    assert!(matches!(&err, EncoderError::MissingFile { path, .. } if path.ends_with("config.json")), "{err}");
+    assert!(
+        matches!(&err, EncoderError::MissingFile { path, .. } if path.ends_with("config.json")),
+        "{err}"
+    );
 
     // model_type gpt2.
     let (_t2, dir) = saved_dir();
-    edit_json(&dir.join("config.json"), |v| v["model_type"] = "gpt2".into());
+    edit_json(&dir.join("config.json"), |v| {
+        v["model_type"] = "gpt2".into()
+    });
     let err = load(&dir).unwrap_err();
-    assert!(matches!(&err, EncoderError::UnsupportedModelType { model_type, .. } if model_type == "gpt2"), "{err}");
+    assert!(
+        matches!(&err, EncoderError::UnsupportedModelType { model_type, .. } if model_type == "gpt2"),
+        "{err}"
+    );
     assert!(err.to_string().contains("gpt2"));
 
     // Truncated weights.
@@ -121,14 +159,24 @@ fn bad_model_directories_give_typed_errors() {
     let bytes = std::fs::read(&w).expect("read");
     std::fs::write(&w, &bytes[..bytes.len() / 2]).expect("truncate");
     let err = load(&dir).unwrap_err();
-    assert!(matches!(&err, EncoderError::Safetensors { path, .. } if path.ends_with("model.safetensors")), "{err}");
+    assert!(
+        matches!(&err, EncoderError::Safetensors { path, .. } if path.ends_with("model.safetensors")),
+        "{err}"
+    );
 
     // A tensor whose shape disagrees with the config.
     let (_t4, dir) = saved_dir();
-    edit_json(&dir.join("config.json"), |v| v["intermediate_size"] = 100.into());
+    edit_json(&dir.join("config.json"), |v| {
+        v["intermediate_size"] = 100.into()
+    });
     let err = load(&dir).unwrap_err();
     match &err {
-        EncoderError::TensorShape { name, expected, found, .. } => {
+        EncoderError::TensorShape {
+            name,
+            expected,
+            found,
+            ..
+        } => {
             assert_eq!(name, "encoder.layer.0.intermediate.dense.weight");
             assert_eq!(expected, &vec![100, 32]);
             assert_eq!(found, &vec![128, 32]);
@@ -140,7 +188,10 @@ fn bad_model_directories_give_typed_errors() {
     let (_t5, dir) = saved_dir();
     std::fs::remove_file(dir.join("tokenizer.json")).expect("rm");
     let err = load(&dir).unwrap_err();
-    assert!(matches!(&err, EncoderError::MissingFile { path, .. } if path.ends_with("tokenizer.json")), "{err}");
+    assert!(
+        matches!(&err, EncoderError::MissingFile { path, .. } if path.ends_with("tokenizer.json")),
+        "{err}"
+    );
 
     // PyTorch weights only.
     let (_t6, dir) = saved_dir();
@@ -151,30 +202,44 @@ fn bad_model_directories_give_typed_errors() {
 
     // A layer fewer in the file than the config says: missing tensors are named.
     let (_t7, dir) = saved_dir();
-    edit_json(&dir.join("config.json"), |v| v["num_hidden_layers"] = 3.into());
+    edit_json(&dir.join("config.json"), |v| {
+        v["num_hidden_layers"] = 3.into()
+    });
     let err = load(&dir).unwrap_err();
     match &err {
         EncoderError::MissingTensors { names, .. } => {
-            assert!(names.contains(&"encoder.layer.2.attention.self.query.weight".to_string()), "{names:?}")
+            assert!(
+                names.contains(&"encoder.layer.2.attention.self.query.weight".to_string()),
+                "{names:?}"
+            )
         }
         other => panic!("expected MissingTensors, got {other}"),
     }
 
     // A layer more in the file than the config says: unexpected tensors are named.
     let (_t8, dir) = saved_dir();
-    edit_json(&dir.join("config.json"), |v| v["num_hidden_layers"] = 1.into());
+    edit_json(&dir.join("config.json"), |v| {
+        v["num_hidden_layers"] = 1.into()
+    });
     let err = load(&dir).unwrap_err();
-    assert!(matches!(&err, EncoderError::UnexpectedTensors { names, .. } if names.iter().all(|n| n.starts_with("encoder.layer.1."))), "{err}");
+    assert!(
+        matches!(&err, EncoderError::UnexpectedTensors { names, .. } if names.iter().all(|n| n.starts_with("encoder.layer.1."))),
+        "{err}"
+    );
 
     // Malformed JSON names the file.
     let (_t9, dir) = saved_dir();
     std::fs::write(dir.join("modules.json"), "[{").expect("write");
     let err = load(&dir).unwrap_err();
-    assert!(matches!(&err, EncoderError::Json { path, .. } if path.ends_with("modules.json")), "{err}");
+    assert!(
+        matches!(&err, EncoderError::Json { path, .. } if path.ends_with("modules.json")),
+        "{err}"
+    );
 }
 
 fn edit_json(path: &Path, f: impl FnOnce(&mut Value)) {
-    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json");
+    let mut v: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json");
     f(&mut v);
     std::fs::write(path, serde_json::to_string_pretty(&v).expect("json")).expect("write");
 }
@@ -194,39 +259,77 @@ fn legacy_and_plain_transformers_directories_load() {
         v[2]["type"] = "sentence_transformers.base.modules.normalize.Normalize".into();
     });
     // 6.x keeps max_seq_length in tokenizer_config.json.
-    std::fs::write(dir.join("sentence_bert_config.json"), r#"{"transformer_task": "feature-extraction"}"#).expect("write");
-    edit_json(&dir.join("tokenizer_config.json"), |v| v["model_max_length"] = 40.into());
+    std::fs::write(
+        dir.join("sentence_bert_config.json"),
+        r#"{"transformer_task": "feature-extraction"}"#,
+    )
+    .expect("write");
+    edit_json(&dir.join("tokenizer_config.json"), |v| {
+        v["model_max_length"] = 40.into()
+    });
     let model = SentenceEncoder::<B>::load(&dir, &Default::default()).expect("6.x layout loads");
-    assert_eq!(model.pooling().modes, vec![embedtune_encoder::PoolingMode::Cls]);
+    assert_eq!(
+        model.pooling().modes,
+        vec![embedtune_encoder::PoolingMode::Cls]
+    );
     assert_eq!(model.max_seq_length(), 40);
 
     // A plain transformers directory: no modules.json → mean pooling, no normalisation.
     let (_t2, dir) = saved_dir();
-    for f in ["modules.json", "sentence_bert_config.json", "config_sentence_transformers.json"] {
+    for f in [
+        "modules.json",
+        "sentence_bert_config.json",
+        "config_sentence_transformers.json",
+    ] {
         std::fs::remove_file(dir.join(f)).expect("rm");
     }
     std::fs::remove_dir_all(dir.join("1_Pooling")).expect("rm");
     let plain = SentenceEncoder::<B>::load(&dir, &Default::default()).expect("plain dir loads");
     assert!(!plain.normalize());
-    assert_eq!(plain.pooling().modes, vec![embedtune_encoder::PoolingMode::Mean]);
-    let v = plain.encode(&["abc"], &EncodeOptions::default()).expect("encode");
+    assert_eq!(
+        plain.pooling().modes,
+        vec![embedtune_encoder::PoolingMode::Mean]
+    );
+    let v = plain
+        .encode(&["abc"], &EncodeOptions::default())
+        .expect("encode");
     let norm: f32 = v[0].iter().map(|x| x * x).sum::<f32>().sqrt();
-    assert!((norm - 1.0).abs() > 1e-3, "no normalisation expected, norm {norm}");
+    assert!(
+        (norm - 1.0).abs() > 1e-3,
+        "no normalisation expected, norm {norm}"
+    );
 }
 
 #[test]
 fn lora_starts_as_identity_trains_only_adapters_and_merges() {
     let model = tiny_model::<AD>();
-    let base_out = model.valid().encode(&TEXTS, &EncodeOptions::default()).expect("encode");
-    let config = LoraConfig { r: 4, alpha: 8.0, dropout: 0.0, ..LoraConfig::default() };
+    let base_out = model
+        .valid()
+        .encode(&TEXTS, &EncodeOptions::default())
+        .expect("encode");
+    let config = LoraConfig {
+        r: 4,
+        alpha: 8.0,
+        dropout: 0.0,
+        ..LoraConfig::default()
+    };
     let lora = model.clone().with_lora(config.clone(), 7).expect("attach");
     let (trainable, total) = lora.parameter_counts();
     // Per layer: q, k, v, attention.output (32→32): 4 × (32·4 + 4·32); intermediate 32→128 and
     // output 128→32: 2 × (32·4 + 4·128).
-    assert_eq!(trainable, 2 * (4 * (32 * 4 + 4 * 32) + 2 * (32 * 4 + 4 * 128)));
+    assert_eq!(
+        trainable,
+        2 * (4 * (32 * 4 + 4 * 32) + 2 * (32 * 4 + 4 * 128))
+    );
     assert_eq!(total, model.bert.num_params() + trainable);
-    let lora_out = lora.valid().encode(&TEXTS, &EncodeOptions::default()).expect("encode");
-    assert_eq!(base_out, lora_out, "B starts at zero: the model is unchanged at step 0");
+    let lora_out = lora
+        .valid()
+        .encode(&TEXTS, &EncodeOptions::default())
+        .expect("encode");
+    assert_eq!(
+        base_out, lora_out,
+        "B starts at zero: the model is unchanged at step 0"
+    );
 
     // A few optimiser steps: only adapter tensors change.
     let before = snapshot(&lora.bert);
@@ -246,40 +349,73 @@ fn lora_starts_as_identity_trains_only_adapters_and_merges() {
         }
     }
     assert!(!changed.is_empty(), "training changed nothing");
-    assert!(changed.iter().all(|n| n.contains(".lora.")), "base weights changed: {changed:?}");
+    assert!(
+        changed.iter().all(|n| n.contains(".lora.")),
+        "base weights changed: {changed:?}"
+    );
 
     // Merge: same outputs within 1e-5.
     let trained = model.valid();
-    let unmerged = trained.encode(&TEXTS, &EncodeOptions::default()).expect("encode");
+    let unmerged = trained
+        .encode(&TEXTS, &EncodeOptions::default())
+        .expect("encode");
     let merged = trained.clone().merge_lora();
     assert!(merged.lora_config().is_none());
-    let merged_out = merged.encode(&TEXTS, &EncodeOptions::default()).expect("encode");
-    let worst = unmerged.iter().zip(&merged_out).map(|(a, b)| max_abs_diff(a, b)).fold(0.0, f32::max);
+    let merged_out = merged
+        .encode(&TEXTS, &EncodeOptions::default())
+        .expect("encode");
+    let worst = unmerged
+        .iter()
+        .zip(&merged_out)
+        .map(|(a, b)| max_abs_diff(a, b))
+        .fold(0.0, f32::max);
     assert!(worst <= 1e-5, "merged differs by {worst}");
-    assert!(max_abs_diff(&unmerged[0], &base_out[0]) > 1e-6, "adapters had an effect");
+    assert!(
+        max_abs_diff(&unmerged[0], &base_out[0]) > 1e-6,
+        "adapters had an effect"
+    );
 
     // Adapter save → load on the untouched base → same outputs.
     let tmp = tempfile::tempdir().expect("tempdir");
-    trained.save_lora_adapter(tmp.path().join("adapter")).expect("save adapter");
+    trained
+        .save_lora_adapter(tmp.path().join("adapter"))
+        .expect("save adapter");
     let cfg: Value = serde_json::from_str(
         &std::fs::read_to_string(tmp.path().join("adapter/adapter_config.json")).expect("read"),
     )
     .expect("json");
     assert_eq!(cfg["peft_type"], "LORA");
     assert_eq!(cfg["r"], 4);
-    let reloaded = model_base_valid(&model).load_lora_adapter(tmp.path().join("adapter")).expect("load adapter");
-    let reloaded_out = reloaded.encode(&TEXTS, &EncodeOptions::default()).expect("encode");
-    let worst = unmerged.iter().zip(&reloaded_out).map(|(a, b)| max_abs_diff(a, b)).fold(0.0, f32::max);
+    let reloaded = model_base_valid(&model)
+        .load_lora_adapter(tmp.path().join("adapter"))
+        .expect("load adapter");
+    let reloaded_out = reloaded
+        .encode(&TEXTS, &EncodeOptions::default())
+        .expect("encode");
+    let worst = unmerged
+        .iter()
+        .zip(&reloaded_out)
+        .map(|(a, b)| max_abs_diff(a, b))
+        .fold(0.0, f32::max);
     assert!(worst <= 1e-6, "reloaded adapter differs by {worst}");
     let names = safetensor_names(&tmp.path().join("adapter/adapter_model.safetensors"));
-    assert!(names.contains(&"base_model.model.encoder.layer.0.attention.self.query.lora_A.weight".to_string()));
-    assert!(names.contains(&"base_model.model.encoder.layer.1.output.dense.lora_B.weight".to_string()));
+    assert!(names.contains(
+        &"base_model.model.encoder.layer.0.attention.self.query.lora_A.weight".to_string()
+    ));
+    assert!(
+        names.contains(&"base_model.model.encoder.layer.1.output.dense.lora_B.weight".to_string())
+    );
 
     // The merged model saves in the sentence-transformers layout and loads back the same.
     let out = tmp.path().join("merged");
     merged.save(&out).expect("save merged");
     let loaded = SentenceEncoder::<B>::load(&out, &Default::default()).expect("load merged");
-    assert_eq!(loaded.encode(&TEXTS, &EncodeOptions::default()).expect("encode"), merged_out);
+    assert_eq!(
+        loaded
+            .encode(&TEXTS, &EncodeOptions::default())
+            .expect("encode"),
+        merged_out
+    );
 }
 
 /// The trained model's base weights without adapters (inference copy).
@@ -287,17 +423,48 @@ fn model_base_valid(model: &SentenceEncoder<AD>) -> SentenceEncoder<B> {
     model.valid().remove_lora()
 }
 
-fn snapshot<Bk: burn::tensor::backend::Backend>(bert: &embedtune_encoder::Bert<Bk>) -> Vec<(String, Vec<f32>)> {
+fn snapshot<Bk: burn::tensor::backend::Backend>(
+    bert: &embedtune_encoder::Bert<Bk>,
+) -> Vec<(String, Vec<f32>)> {
     let mut out = Vec::new();
     for (name, d) in bert.dense_layers() {
-        out.push((format!("{name}.weight"), d.weight.val().into_data().convert::<f32>().into_vec().expect("vec")));
+        out.push((
+            format!("{name}.weight"),
+            d.weight
+                .val()
+                .into_data()
+                .convert::<f32>()
+                .into_vec()
+                .expect("vec"),
+        ));
         if let Some(a) = &d.lora {
-            out.push((format!("{name}.lora.a"), a.a.val().into_data().convert::<f32>().into_vec().expect("vec")));
-            out.push((format!("{name}.lora.b"), a.b.val().into_data().convert::<f32>().into_vec().expect("vec")));
+            out.push((
+                format!("{name}.lora.a"),
+                a.a.val()
+                    .into_data()
+                    .convert::<f32>()
+                    .into_vec()
+                    .expect("vec"),
+            ));
+            out.push((
+                format!("{name}.lora.b"),
+                a.b.val()
+                    .into_data()
+                    .convert::<f32>()
+                    .into_vec()
+                    .expect("vec"),
+            ));
         }
     }
     let e = &bert.embeddings.word.weight;
-    out.push(("word".into(), e.val().into_data().convert::<f32>().into_vec().expect("vec")));
+    out.push((
+        "word".into(),
+        e.val()
+            .into_data()
+            .convert::<f32>()
+            .into_vec()
+            .expect("vec"),
+    ));
     out
 }
 
@@ -310,14 +477,46 @@ fn safetensor_names(path: &Path) -> Vec<String> {
 #[test]
 fn bad_inputs_are_errors_not_panics() {
     let model = tiny_model::<B>();
-    let err = model.encode(&["x"], &EncodeOptions { batch_size: 0, ..Default::default() }).unwrap_err();
-    assert!(matches!(err, EncoderError::InvalidInput { name: "batch_size", .. }));
-    assert!(model.encode::<&str>(&[], &EncodeOptions::default()).expect("empty ok").is_empty());
-    assert!(matches!(model.tokenize(&[], None), Err(EncoderError::InvalidInput { .. })));
+    let err = model
+        .encode(
+            &["x"],
+            &EncodeOptions {
+                batch_size: 0,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        EncoderError::InvalidInput {
+            name: "batch_size",
+            ..
+        }
+    ));
+    assert!(model
+        .encode::<&str>(&[], &EncodeOptions::default())
+        .expect("empty ok")
+        .is_empty());
+    assert!(matches!(
+        model.tokenize(&[], None),
+        Err(EncoderError::InvalidInput { .. })
+    ));
     let mut m = model.clone();
     assert!(m.set_max_seq_length(10_000).is_err());
-    let bad = LoraConfig { r: 0, ..LoraConfig::default() };
-    assert!(matches!(model.clone().with_lora(bad, 0), Err(EncoderError::Lora(_))));
-    let nothing = LoraConfig { target_modules: vec!["nonexistent".into()], ..LoraConfig::default() };
-    assert!(matches!(model.with_lora(nothing, 0), Err(EncoderError::Lora(_))));
+    let bad = LoraConfig {
+        r: 0,
+        ..LoraConfig::default()
+    };
+    assert!(matches!(
+        model.clone().with_lora(bad, 0),
+        Err(EncoderError::Lora(_))
+    ));
+    let nothing = LoraConfig {
+        target_modules: vec!["nonexistent".into()],
+        ..LoraConfig::default()
+    };
+    assert!(matches!(
+        model.with_lora(nothing, 0),
+        Err(EncoderError::Lora(_))
+    ));
 }

@@ -8,7 +8,10 @@ pub fn shared(test: &str) -> Option<PathBuf> {
     match std::env::var_os("EMBEDTUNE_SHARED") {
         Some(p) if PathBuf::from(&p).is_dir() => Some(PathBuf::from(p)),
         Some(p) => {
-            eprintln!("skipping {test}: EMBEDTUNE_SHARED={} is not a directory", PathBuf::from(p).display());
+            eprintln!(
+                "skipping {test}: EMBEDTUNE_SHARED={} is not a directory",
+                PathBuf::from(p).display()
+            );
             None
         }
         None => {
@@ -36,5 +39,8 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
 }
 
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }

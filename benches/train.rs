@@ -1,0 +1,112 @@
+//! One training step of all-MiniLM-L6-v2 (forward, MNRL, backward, clipping, AdamW) on 32
+//! SciFact train pairs at max_seq 256: full fine-tuning and LoRA r 8. Reports seconds per step
+//! (criterion) and the peak resident memory of each setting. Needs `EMBEDTUNE_SHARED`.
+//!
+//! `cargo bench --bench train`; compare with
+//! `python3 $EMBEDTUNE_SHARED/tools/peer_bench.py train --steps 5`.
+
+/// mimalloc keeps freed tensor buffers for reuse; the system allocator returns them to the
+/// kernel and pays page faults to get them back (measured: 12.5 s instead of 19.7 s to encode
+/// 64 passages, see BENCHMARKS.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::time::Duration;
+
+use burn::optim::GradientsParams;
+use burn::tensor::backend::AutodiffBackend;
+use criterion::{criterion_group, criterion_main, Criterion};
+use embedtune_encoder::{LoraConfig, SentenceEncoder};
+use embedtune_losses::{EmbeddingLoss, MultipleNegativesRankingLoss};
+use embedtune_train::{clip_grad_norm, peak_memory_mib, AdamW, AdamWConfig};
+
+type B = embedtune::CpuBackend;
+const BATCH: usize = 32;
+
+/// (query, passage) pairs of the SciFact train split, in qrels order.
+fn pairs(shared: &std::path::Path) -> Vec<(String, String)> {
+    let ds = embedtune_data::BeirDataset::load(shared.join("data/scifact"), &Default::default())
+        .expect("scifact");
+    ds.train_pairs("train")
+        .expect("train split")
+        .into_iter()
+        .map(|e| (e.anchor, e.positive))
+        .collect()
+}
+
+/// Resets the kernel's peak-RSS counter (Linux), so each setting reports its own peak.
+fn reset_peak_memory() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn step<Bk: AutodiffBackend>(
+    model: SentenceEncoder<Bk>,
+    adam: &mut AdamW<Bk>,
+    batch: &[(String, String)],
+) -> SentenceEncoder<Bk> {
+    let anchors: Vec<&str> = batch.iter().map(|p| p.0.as_str()).collect();
+    let positives: Vec<&str> = batch.iter().map(|p| p.1.as_str()).collect();
+    let a = model.embed(&anchors, None).expect("embed");
+    let p = model.embed(&positives, None).expect("embed");
+    let loss = MultipleNegativesRankingLoss::default()
+        .loss(&[a, p], None)
+        .expect("loss");
+    let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+    clip_grad_norm::<Bk, _>(&model, &mut grads, 1.0);
+    adam.step(2e-5, model, grads)
+}
+
+fn train_step(c: &mut Criterion) {
+    let Some(shared) = embedtune::shared_dir() else {
+        eprintln!("skipping train bench: set EMBEDTUNE_SHARED to the shared assets folder");
+        return;
+    };
+    let data = pairs(&shared);
+    let batches: Vec<&[(String, String)]> =
+        data.chunks(BATCH).filter(|b| b.len() == BATCH).collect();
+    let device = Default::default();
+    let mut group = c.benchmark_group("train_step");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(60))
+        .warm_up_time(Duration::from_secs(1));
+    for (name, lora) in [
+        ("full", None),
+        (
+            "lora_r8",
+            Some(LoraConfig {
+                r: 8,
+                alpha: 16.0,
+                dropout: 0.1,
+                ..Default::default()
+            }),
+        ),
+    ] {
+        reset_peak_memory();
+        let mut model = SentenceEncoder::<B>::load(shared.join("models/all-MiniLM-L6-v2"), &device)
+            .expect("model");
+        model.set_max_seq_length(256).expect("max_seq");
+        if let Some(cfg) = lora {
+            model = model.with_lora(cfg, 42).expect("lora");
+        }
+        let (trainable, total) = model.parameter_counts();
+        let mut adam = AdamW::<B>::new(AdamWConfig::default());
+        let mut slot = Some(model);
+        let mut i = 0;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let m = slot.take().expect("model");
+                slot = Some(step(m, &mut adam, batches[i % batches.len()]));
+                i += 1;
+            })
+        });
+        eprintln!(
+            "train_step/{name}: {trainable} of {total} parameters trainable, peak RSS {:.0} MiB over {i} steps",
+            peak_memory_mib().unwrap_or(f64::NAN)
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, train_step);
+criterion_main!(benches);
