@@ -1,7 +1,8 @@
 //! Encoding throughput: 64 SciFact passages (title + " " + text), max_seq 256, batch 32, with
 //! all-MiniLM-L6-v2 on the CPU backend(s). Needs `EMBEDTUNE_SHARED`.
 //!
-//! `cargo bench --bench encode` (add `--features blas-openblas` for ndarray with OpenBLAS).
+//! `cargo bench --bench encode`; `--features flex,candle` adds those backends, and
+//! `--features blas-openblas` (system libopenblas) runs ndarray with OpenBLAS matmul.
 //! Compare with `python3 $EMBEDTUNE_SHARED/tools/peer_bench.py encode --docs 64`.
 
 /// mimalloc keeps freed tensor buffers for reuse; the system allocator returns them to the
@@ -61,12 +62,9 @@ fn bench_backend<B: Backend>(
     group
         .sample_size(10)
         .measurement_time(Duration::from_secs(20));
+    // Throughput in texts; tokens/s = texts/s × tokens / DOCS (printed below).
     group.throughput(Throughput::Elements(DOCS as u64));
     group.bench_function("texts", |b| {
-        b.iter(|| model.encode(&docs, &opts).expect("encode"))
-    });
-    group.throughput(Throughput::Elements(tokens as u64));
-    group.bench_function("tokens", |b| {
         b.iter(|| model.encode(&docs, &opts).expect("encode"))
     });
     group.finish();
@@ -78,7 +76,17 @@ fn encode(c: &mut Criterion) {
         eprintln!("skipping encode bench: set EMBEDTUNE_SHARED to the shared assets folder");
         return;
     };
-    bench_backend::<burn_ndarray::NdArray<f32>>(c, "ndarray", &shared, Default::default());
+    // `--features blas-openblas` switches burn-ndarray's matmul to the system OpenBLAS.
+    let ndarray = if cfg!(feature = "blas-openblas") {
+        "ndarray-openblas"
+    } else {
+        "ndarray"
+    };
+    bench_backend::<burn_ndarray::NdArray<f32>>(c, ndarray, &shared, Default::default());
+    #[cfg(feature = "flex")]
+    bench_backend::<burn_flex::Flex>(c, "flex", &shared, Default::default());
+    #[cfg(feature = "candle")]
+    bench_backend::<burn_candle::Candle<f32, i64>>(c, "candle", &shared, Default::default());
 }
 
 criterion_group!(benches, encode);

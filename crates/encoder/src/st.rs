@@ -113,48 +113,50 @@ impl StMeta {
         max_position_embeddings: impl Fn(&Path) -> Result<usize>,
     ) -> Result<Self> {
         let modules_path = dir.join("modules.json");
-        let (transformer_dir, pooling_dir, normalize, has_modules_json) = match read_json(
-            &modules_path,
-        )? {
-            None => {
-                eprintln!(
+        let (transformer_dir, pooling_dir, normalize, has_modules_json) =
+            match read_json(&modules_path)? {
+                None => {
+                    eprintln!(
                     "warning: {} has no modules.json: treating it as a plain transformers model \
                      with mean pooling and no normalisation, as sentence-transformers does",
                     dir.display()
                 );
-                (dir.to_path_buf(), None, false, false)
-            }
-            Some(value) => {
-                let mut entries: Vec<ModuleEntry> =
-                    serde_json::from_value(value).map_err(|source| EncoderError::Json {
-                        path: modules_path.clone(),
-                        source,
-                    })?;
-                entries.sort_by_key(|e| e.idx);
-                let mut transformer = None;
-                let mut pooling = None;
-                let mut normalize = false;
-                for (pos, e) in entries.iter().enumerate() {
-                    match (module_kind(&e.kind), pos) {
-                        ("Transformer", 0) => transformer = Some(dir.join(&e.path)),
-                        ("Pooling", 1) => pooling = Some(dir.join(&e.path)),
-                        ("Normalize", 2) if pooling.is_some() => normalize = true,
-                        (kind, _) => return Err(invalid(
-                            &modules_path,
-                            format!(
+                    (dir.to_path_buf(), None, false, false)
+                }
+                Some(value) => {
+                    let mut entries: Vec<ModuleEntry> =
+                        serde_json::from_value(value).map_err(|source| EncoderError::Json {
+                            path: modules_path.clone(),
+                            source,
+                        })?;
+                    entries.sort_by_key(|e| e.idx);
+                    let mut transformer = None;
+                    let mut pooling = None;
+                    let mut normalize = false;
+                    for (pos, e) in entries.iter().enumerate() {
+                        match (module_kind(&e.kind), pos) {
+                            ("Transformer", 0) => transformer = Some(dir.join(&e.path)),
+                            ("Pooling", 1) => pooling = Some(dir.join(&e.path)),
+                            ("Normalize", 2) if pooling.is_some() => normalize = true,
+                            (kind, _) => {
+                                return Err(invalid(
+                                    &modules_path,
+                                    format!(
                                 "module {} ({kind}) at position {pos} is not supported: expected \
                                      Transformer, then Pooling, then optionally Normalize",
                                 e.kind
                             ),
-                        )),
+                                ))
+                            }
+                        }
                     }
+                    let transformer = transformer
+                        .ok_or_else(|| invalid(&modules_path, "no Transformer module"))?;
+                    let pooling =
+                        pooling.ok_or_else(|| invalid(&modules_path, "no Pooling module"))?;
+                    (transformer, Some(pooling), normalize, true)
                 }
-                let transformer =
-                    transformer.ok_or_else(|| invalid(&modules_path, "no Transformer module"))?;
-                let pooling = pooling.ok_or_else(|| invalid(&modules_path, "no Pooling module"))?;
-                (transformer, Some(pooling), normalize, true)
-            }
-        };
+            };
 
         let pooling = match &pooling_dir {
             Some(p) => read_pooling(&p.join("config.json"))?,

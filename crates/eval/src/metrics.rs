@@ -211,7 +211,8 @@ impl MetricsConfig {
                         let sum: f64 = (0..top)
                             .filter(|&i| gains[i] > 0.0)
                             .map(|i| found[i + 1] as f64 / (i + 1) as f64)
-                            .sum();
+                            // A fold from +0.0: `sum()` of nothing is -0.0 in Rust.
+                            .fold(0.0, |a, b| a + b);
                         sum / k.min(n_relevant) as f64
                     }
                 };
