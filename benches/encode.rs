@@ -1,8 +1,7 @@
 //! Encoding throughput: 64 SciFact passages (title + " " + text), max_seq 256, batch 32, with
 //! all-MiniLM-L6-v2 on the CPU backend(s). Needs `EMBEDTUNE_SHARED`.
 //!
-//! `cargo bench --bench encode`; `--features flex,candle` adds those backends, and
-//! `--features blas-openblas` (system libopenblas) runs ndarray with OpenBLAS matmul.
+//! `cargo bench --bench encode`; `--features flex,candle` adds those backends.
 //! Compare with `python3 $EMBEDTUNE_SHARED/tools/peer_bench.py encode --docs 64`.
 
 /// mimalloc keeps freed tensor buffers for reuse; the system allocator returns them to the
@@ -76,13 +75,7 @@ fn encode(c: &mut Criterion) {
         eprintln!("skipping encode bench: set EMBEDTUNE_SHARED to the shared assets folder");
         return;
     };
-    // `--features blas-openblas` switches burn-ndarray's matmul to the system OpenBLAS.
-    let ndarray = if cfg!(feature = "blas-openblas") {
-        "ndarray-openblas"
-    } else {
-        "ndarray"
-    };
-    bench_backend::<burn_ndarray::NdArray<f32>>(c, ndarray, &shared, Default::default());
+    bench_backend::<burn_ndarray::NdArray<f32>>(c, "ndarray", &shared, Default::default());
     #[cfg(feature = "flex")]
     bench_backend::<burn_flex::Flex>(c, "flex", &shared, Default::default());
     #[cfg(feature = "candle")]

@@ -1,7 +1,7 @@
 //! `embedtune-index` on the shared SciFact vectors (45,391 all-MiniLM-L6-v2 sentence vectors,
 //! 1,109 queries, 384 dimensions): HNSW build time, recall@10 and queries/s per `ef_search`
 //! (one thread, and all threads) on the compacted graph, and the exact (flat) index's queries/s
-//! for single queries and batches. Write-up and the hnswlib comparison: `benchmarks/index.md`.
+//! for single queries and batches. Write-up and the hnswlib comparison: BENCHMARKS.md.
 //!
 //! ```text
 //! EMBEDTUNE_SHARED=/path/to/shared cargo bench --bench index

@@ -1,6 +1,6 @@
 //! MultipleNegativesRankingLoss forward + backward: 32 anchors × (1 positive + 1 hard negative)
 //! × 384-d embeddings on `Autodiff<NdArray<f32>>` (CPU), i.e. the loss part of one
-//! all-MiniLM-L6-v2 training step at batch 32. Results: benchmarks/losses.md.
+//! all-MiniLM-L6-v2 training step at batch 32. Results: BENCHMARKS.md.
 //!
 //! `cargo bench --bench losses`
 

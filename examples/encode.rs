@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
 use clap::Parser;
-use embedtune::{run_on, Device, OnBackend};
+use embedtune::{main_on, Device, OnBackend};
 use embedtune_encoder::{write_file_atomically, EncodeOptions, SentenceEncoder};
 
 #[derive(Parser, Debug)]
@@ -122,12 +122,5 @@ impl OnBackend for Job {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let device = args.device;
-    match run_on(device, Job(args)).and_then(|r| r) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    main_on(args.device, Job(args))
 }

@@ -25,7 +25,7 @@ use std::process::ExitCode;
 
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Parser, ValueEnum};
-use embedtune::{run_on, Device, OnBackend};
+use embedtune::{main_on, Device, OnBackend};
 use embedtune_data::{BeirDataset, ReadOptions};
 use embedtune_encoder::SentenceEncoder;
 use embedtune_eval::{
@@ -159,12 +159,5 @@ impl OnBackend for Job {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let device = args.device;
-    match run_on(device, Job(args)).and_then(|r| r) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    main_on(args.device, Job(args))
 }

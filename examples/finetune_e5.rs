@@ -26,7 +26,7 @@ use std::time::Instant;
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Parser;
-use embedtune::{run_on, Device, OnBackend};
+use embedtune::{main_on, Device, OnBackend};
 use embedtune_data::{read_examples, BeirDataset, Example, ReadOptions};
 use embedtune_encoder::{write_file_atomically, LoraConfig, Prompts, SentenceEncoder};
 use embedtune_eval::{compare, EvalConfig, IrEvaluator, Report};
@@ -431,11 +431,5 @@ fn display(p: &Path) -> String {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match run_on(args.device, Job(args)).and_then(|r| r) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    main_on(args.device, Job(args))
 }

@@ -82,6 +82,21 @@ pub fn run_on<J: OnBackend>(device: Device, job: J) -> Result<J::Output, String>
     }
 }
 
+/// An example's `main`: runs `job` on `device` and turns an error into a message on stderr and
+/// a failing exit status.
+pub fn main_on<J: OnBackend<Output = Result<(), String>>>(
+    device: Device,
+    job: J,
+) -> std::process::ExitCode {
+    match run_on(device, job).and_then(|r| r) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// The shared assets folder named by `EMBEDTUNE_SHARED`, if set and present.
 pub fn shared_dir() -> Option<std::path::PathBuf> {
     let p = std::path::PathBuf::from(std::env::var_os("EMBEDTUNE_SHARED")?);

@@ -1,6 +1,7 @@
 //! CachedMNRL (GradCache) against plain MNRL on a real (tiny, random-weight) BERT encoder:
 //! the parameter gradients must agree within 1e-4 relative for mini-batch sizes 1, 3 and the
-//! whole batch (issue 3). Dropout is off so that both computations are the same function.
+//! whole batch (issue 3). Dropout is off so that both computations are the same function; the
+//! backend runs in f64 (see `AD`).
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
@@ -11,7 +12,11 @@ use burn_ndarray::NdArray;
 use embedtune_encoder::{testing, SentenceEncoder, TransformerConfig};
 use embedtune_losses::{CachedLoss, EmbeddingLoss, MultipleNegativesRankingLoss};
 
-type AD = Autodiff<NdArray<f32>>;
+/// f64: a random tiny BERT embeds all texts almost alike, so MNRL's gradient is a difference of
+/// nearly equal terms and f32 rounding alone moves it by ~1e-4 relative (measured: 1.45e-4 on the
+/// word embeddings with mini-batch 1, spread evenly over all rows, i.e. noise, not a padding
+/// leak). In f64 the comparison tests the algorithm, not the rounding.
+type AD = Autodiff<NdArray<f64>>;
 
 const BATCH: usize = 7;
 
@@ -55,13 +60,23 @@ fn columns() -> Vec<Vec<String>> {
     vec![anchors, positives, negatives]
 }
 
-/// Every float parameter's gradient, flattened, in visiting order (zeros where a parameter got none).
+/// Every float parameter's gradient, flattened, with its module path, in visiting order (zeros
+/// where a parameter got none).
 struct Collect<'a> {
     grads: &'a GradientsParams,
+    path: Vec<String>,
     out: Vec<(String, Vec<f64>)>,
 }
 
 impl<B: AutodiffBackend> ModuleVisitor<B> for Collect<'_> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         let n = param.val().shape().num_elements();
         let values = match self.grads.get::<B::InnerBackend, D>(param.id) {
@@ -72,13 +87,23 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for Collect<'_> {
                 .expect("grad values"),
             None => vec![0.0; n],
         };
-        self.out.push((param.id.to_string(), values));
+        // Parameters of one module come in declaration order: weight (2-D), then bias (1-D).
+        let leaf = if D == 1 { "bias" } else { "weight" };
+        self.out
+            .push((format!("{}.{leaf}", self.path.join(".")), values));
     }
+}
+
+/// The key projection's bias adds the same amount to every score of a query's softmax row, so
+/// its exact gradient is zero: what backpropagation computes for it is rounding noise.
+fn zero_in_exact_arithmetic(path: &str) -> bool {
+    path.contains(".key.") && path.ends_with("bias")
 }
 
 fn grads_of(model: &SentenceEncoder<AD>, grads: &GradientsParams) -> Vec<(String, Vec<f64>)> {
     let mut c = Collect {
         grads,
+        path: Vec::new(),
         out: Vec::new(),
     };
     model.visit(&mut c);
@@ -157,7 +182,7 @@ fn cached_mnrl_parameter_gradients_equal_plain_mnrl_on_tiny_bert() {
         );
         assert_eq!(grads.len(), plain_grads.len());
         let mut worst = 0.0f64;
-        for ((id, g), (_, p)) in grads.iter().zip(&plain_grads) {
+        for ((path, g), (_, p)) in grads.iter().zip(&plain_grads) {
             let diff: f64 = g
                 .iter()
                 .zip(p)
@@ -165,12 +190,21 @@ fn cached_mnrl_parameter_gradients_equal_plain_mnrl_on_tiny_bert() {
                 .sum::<f64>()
                 .sqrt();
             let scale: f64 = p.iter().map(|x| x * x).sum::<f64>().sqrt();
+            if zero_in_exact_arithmetic(path) {
+                // Both must be noise-sized: tiny against the whole gradient.
+                let own: f64 = g.iter().map(|x| x * x).sum::<f64>().sqrt();
+                assert!(
+                    own.max(scale) <= 1e-5 * norm,
+                    "mini-batch {mini}: {path} should have a ~zero gradient, got {own:e} / {scale:e} (global {norm:e})"
+                );
+                continue;
+            }
             // Relative to the tensor's own gradient norm, floored at 1e-3 of the global norm so
             // that near-zero gradients (e.g. rarely used embedding rows) are not divided by ~0.
             let rel = diff / scale.max(1e-3 * norm);
             assert!(
                 rel <= 1e-4,
-                "mini-batch {mini}: parameter {id} differs by {rel:e} relative"
+                "mini-batch {mini}: parameter {path} differs by {rel:e} relative"
             );
             worst = worst.max(rel);
         }
