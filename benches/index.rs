@@ -1,6 +1,6 @@
 //! `embedtune-index` on the shared SciFact vectors (45,391 all-MiniLM-L6-v2 sentence vectors,
 //! 1,109 queries, 384 dimensions): HNSW build time, recall@10 and queries/s per `ef_search`
-//! (one thread, and all threads) on the compacted graph, and the exact (flat) index's queries/s
+//! (one thread, and all threads) on the search layout, and the exact (flat) index's queries/s
 //! for single queries and batches. Write-up and the hnswlib comparison: BENCHMARKS.md.
 //!
 //! ```text
@@ -109,10 +109,9 @@ fn main() {
         });
         n_q as f64 / t.as_secs_f64()
     };
-    let fresh = one_pass(&hnsw, 64);
     let ((), compact) = timed(|| hnsw.compact().unwrap());
     println!(
-        "hnsw compact: {:.2} s; one pass at ef 64 on one thread: {fresh:.0} q/s before, {:.0} q/s after",
+        "hnsw compact (search layout): {:.3} s; one pass at ef 64 on one thread: {:.0} q/s",
         compact.as_secs_f64(),
         one_pass(&hnsw, 64)
     );

@@ -7,9 +7,10 @@
 //!   run-time-selected AVX2/FMA kernels, parallel, top-k by bounded heap. The ground truth, and
 //!   the default ([`IndexConfig::default`]): batched exact search beats HNSW outright on corpora
 //!   up to ~100k vectors.
-//! - [`HnswIndex`]: approximate search over an `hnsw_rs` graph (cosine), `ef_search` per query,
-//!   parallel insertion and batch search, tombstone removal plus [`HnswIndex::rebuild`], and
-//!   [`HnswIndex::compact`] to lay a freshly built graph out for faster searches.
+//! - [`HnswIndex`]: approximate search over a graph built by `hnsw_rs` (cosine), `ef_search` per
+//!   query, parallel insertion and batch search, tombstone removal plus [`HnswIndex::rebuild`].
+//!   Searches run over the graph laid out in flat arrays (as fast as hnswlib at equal recall on
+//!   SciFact, `BENCHMARKS.md`).
 //!
 //! Both save to a single checksummed file, written atomically, and reload with every check done
 //! before use ([`load_index`]).

@@ -10,6 +10,7 @@ use hnsw_rs::anndists::dist::distances::Distance;
 use hnsw_rs::prelude::{AnnT, Hnsw, HnswIo};
 
 use super::dump::LAYERS;
+use super::layout::{Layout, NodeLinks};
 use super::HnswParams;
 use crate::error::IndexError;
 use crate::kernels;
@@ -102,6 +103,30 @@ impl OwnedGraph {
         })
     }
 
+    /// The graph in flat arrays for searching ([`Layout`]); `None` if `hnsw_rs` reports
+    /// something other than nodes `0..n` with links among them.
+    pub(super) fn layout(&self, dim: usize) -> Option<Layout> {
+        self.with_dependent(|_, g| {
+            let points = g.get_point_indexation();
+            let nodes: Vec<_> = points.into_iter().collect();
+            let links = nodes.iter().map(|p| {
+                let level = p.get_point_id().0 as usize;
+                let mut layers: Vec<Vec<usize>> = p
+                    .get_neighborhood_id()
+                    .into_iter()
+                    .map(|l| l.into_iter().map(|nb| nb.d_id).collect())
+                    .collect();
+                layers.resize(level + 1, Vec::new());
+                NodeLinks {
+                    slot: p.get_origin_id(),
+                    vector: p.get_v(),
+                    layers,
+                }
+            });
+            Layout::new(dim, nodes.len(), links)
+        })
+    }
+
     /// The dump's graph and data streams, written through a scratch directory in `dir`.
     /// The graph must not be empty (`hnsw_rs` cannot dump a graph without an entry point).
     pub(super) fn dump_bytes(&self, dir: &Path) -> Result<(Vec<u8>, Vec<u8>), IndexError> {
@@ -124,15 +149,6 @@ impl OwnedGraph {
         std::fs::write(&graph_path, graph).map_err(|e| IndexError::io(&graph_path, e))?;
         std::fs::write(&data_path, data).map_err(|e| IndexError::io(&data_path, e))?;
         Self::reload(scratch.path(), DUMP_BASE)
-    }
-
-    /// The same graph laid out afresh: dumped to and reloaded from the system's temporary
-    /// directory. `hnsw_rs` reloads nodes, vectors and neighbour lists in order, where a build
-    /// leaves them scattered among its temporary allocations.
-    pub(super) fn relaid(&self) -> Result<Self, IndexError> {
-        let scratch = scratch_dir(&std::env::temp_dir())?;
-        let base = self.dump(scratch.path())?;
-        Self::reload(scratch.path(), &base)
     }
 
     /// Dumps into `dir`; returns the dump's base name.

@@ -2,16 +2,19 @@
 
 mod dump;
 mod graph;
+mod layout;
 
 use std::borrow::Cow;
 use std::fmt;
 use std::path::Path;
+use std::sync::OnceLock;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use self::dump::DumpError;
 use self::graph::OwnedGraph;
+use self::layout::Layout;
 use crate::error::IndexError;
 use crate::file::{self, IndexFile, Kind};
 use crate::ids::IdMap;
@@ -109,16 +112,18 @@ struct Manifest<'a> {
 ///
 /// **Removal.** `hnsw_rs` cannot delete nodes, so [`remove`](VectorIndex::remove) leaves a
 /// tombstone: the node stays in the graph (searches still walk through it) but is filtered from
-/// results with `hnsw_rs`'s `search_filter`, and its id may be added again (as a new node).
-/// Filtered searches are slower, since `hnsw_rs` then never stops early, and a graph with many
-/// tombstones loses recall; [`rebuild`](HnswIndex::rebuild) builds a fresh graph from the live
+/// results, and its id may be added again (as a new node). With tombstones a search goes on
+/// until it has `ef` live candidates (as hnswlib's filtered search does), so it is slower, and a
+/// graph with many tombstones loses recall; [`rebuild`](HnswIndex::rebuild) builds a fresh graph from the live
 /// vectors. With tombstones a search can return fewer than `k` hits.
 ///
-/// **Speed.** After adding vectors in bulk, call [`compact`](HnswIndex::compact) (a loaded index
-/// is already compact). `hnsw_rs` allocates per node and per search candidate, so the global
-/// allocator matters: an application using mimalloc searches markedly faster. For corpora up to
-/// ~100k vectors, batched exact search ([`FlatIndex`](crate::FlatIndex)) is about as fast and
-/// exact. Measurements: `BENCHMARKS.md`.
+/// **Speed.** `hnsw_rs` builds the graph, saves and reloads it; searches run over a copy of
+/// it laid out in flat arrays (vectors by slot, neighbour lists of `u32` slots, a reusable
+/// per-thread visited array, prefetching), made by the first search after vectors were added or
+/// the index was loaded (0.2–0.3 s for 45k vectors of 384 values; [`compact`](HnswIndex::compact)
+/// makes it up front). The copy holds the vectors a second time: memory is about
+/// `2 × 4 × dim` bytes per vector plus the links. Measurements against hnswlib:
+/// `BENCHMARKS.md`.
 pub struct HnswIndex {
     dim: usize,
     params: HnswParams,
@@ -126,6 +131,9 @@ pub struct HnswIndex {
     /// Tombstones by slot (derivable from `ids`; kept as a bitmap for the search filter).
     removed: Vec<bool>,
     graph: OwnedGraph,
+    /// The graph laid out for searching, made on first use after a change; `None` inside if
+    /// `hnsw_rs`'s graph could not be laid out (searches then use `hnsw_rs`'s own).
+    layout: OnceLock<Option<Layout>>,
 }
 
 impl fmt::Debug for HnswIndex {
@@ -152,6 +160,7 @@ impl HnswIndex {
             ids: IdMap::default(),
             removed: Vec::new(),
             graph: OwnedGraph::empty(&params),
+            layout: OnceLock::new(),
         })
     }
 
@@ -201,12 +210,27 @@ impl HnswIndex {
             .collect())
     }
 
+    /// The search layout, made now if the graph changed since the last one.
+    fn layout(&self) -> Option<&Layout> {
+        self.layout
+            .get_or_init(|| {
+                let layout = self.graph.layout(self.dim)?;
+                (layout.len() == self.ids.slots()).then_some(layout)
+            })
+            .as_ref()
+    }
+
     fn search_prepared(&self, query: &[f32], k: usize, ef: usize) -> Vec<Hit> {
-        let live = |slot: usize| !self.removed.get(slot).copied().unwrap_or(true);
-        let filter = (self.tombstones() > 0).then_some(&live as &dyn Fn(usize) -> bool);
-        let mut hits: Vec<Hit> = self
-            .graph
-            .search(query, k, ef, filter)
+        let removed = (self.tombstones() > 0).then_some(self.removed.as_slice());
+        let found = match self.layout() {
+            Some(layout) => layout.search(query, k, ef, removed),
+            None => {
+                let live = |slot: usize| !self.removed.get(slot).copied().unwrap_or(true);
+                let filter = removed.map(|_| &live as &dyn Fn(usize) -> bool);
+                self.graph.search(query, k, ef, filter)
+            }
+        };
+        let mut hits: Vec<Hit> = found
             .into_iter()
             .map(|(slot, score)| Hit {
                 id: self.ids.id(slot).to_owned(),
@@ -235,19 +259,15 @@ impl HnswIndex {
         self.removed = vec![false; ids.len()];
         self.ids = map;
         self.graph = graph;
+        self.layout = OnceLock::new();
     }
 
-    /// Lays the graph out afresh in memory, by dumping it to a scratch directory in the system's
-    /// temporary directory and reloading it, as [`load`](Self::load) does. Searches are the same,
-    /// and faster.
-    ///
-    /// `hnsw_rs` allocates every node, vector and neighbour list separately, interleaved during
-    /// construction with its temporary allocations, so a freshly built graph is scattered over
-    /// the heap and each hop of a search misses the cache more often. On the 45k SciFact vectors
-    /// this took 1.3–1.7 s and made searches 28–65 % faster (`BENCHMARKS.md`).
+    /// Lays the graph out for searching now, instead of on the first search after a change
+    /// (vectors added, index loaded or rebuilt). On the 45k × 384 SciFact vectors this takes
+    /// 0.2–0.3 s (`BENCHMARKS.md`).
     pub fn compact(&mut self) -> Result<(), IndexError> {
         if self.ids.slots() > 0 {
-            self.graph = self.graph.relaid()?;
+            self.layout();
         }
         Ok(())
     }
@@ -318,6 +338,7 @@ impl HnswIndex {
             ids,
             removed,
             graph,
+            layout: OnceLock::new(),
         })
     }
 }
@@ -343,6 +364,7 @@ impl VectorIndex for HnswIndex {
         let rows = prepare_batch(ids, vectors, self.dim, Metric::Cosine)?;
         self.ids.check_new(ids)?;
         self.graph.insert(&rows, self.dim, self.ids.slots());
+        self.layout = OnceLock::new();
         self.ids.push(ids);
         self.removed.resize(self.ids.slots(), false);
         Ok(())
