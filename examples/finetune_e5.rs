@@ -118,6 +118,10 @@ struct Args {
     /// Drop candidates scoring above this when mining.
     #[arg(long)]
     mine_max_score: Option<f64>,
+    /// Keep pairs that got fewer negatives than asked for (by default they are left out, as
+    /// sentence-transformers does; kept, they make the trainer use fewer negatives for all).
+    #[arg(long)]
+    mine_keep_short: bool,
     /// e5, bge, none, or auto (the model directory's own prompts).
     #[arg(long, default_value = "auto")]
     prompts: String,
@@ -300,6 +304,7 @@ impl OnBackend for Job {
                 batch_size: args.eval_batch_size,
                 query_prompt: prompts.query.clone(),
                 passage_prompt: prompts.passage.clone(),
+                drop_short: !args.mine_keep_short,
                 ..Default::default()
             };
             let (mined, report) =
@@ -308,11 +313,13 @@ impl OnBackend for Job {
             std::fs::create_dir_all(&args.output).map_err(err)?;
             write_grouped_jsonl(&path, &mined).map_err(err)?;
             eprintln!(
-                "mined negatives: {} pairs, {} complete, {} short; mean positive score {:.3}, mean negative {:.3} → {}",
-                report.pairs, report.complete, report.short, report.mean_positive_score, report.mean_negative_score,
+                "mined negatives: {} pairs, {} complete, {} short ({}); mean positive score {:.3}, mean negative {:.3} → {}",
+                report.pairs, report.complete, report.short,
+                if args.mine_keep_short { "kept" } else { "left out" },
+                report.mean_positive_score, report.mean_negative_score,
                 path.display()
             );
-            // Pairs that got too few negatives keep training with what they have: the trainer
+            // With --mine-keep-short, pairs that got too few negatives stay: the trainer then
             // uses as many negatives as every example has.
             examples = mined;
             mining_report = Some(report);

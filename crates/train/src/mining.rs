@@ -50,6 +50,17 @@ pub struct MiningConfig {
     pub query_prompt: Option<String>,
     /// Prefix for passages.
     pub passage_prompt: Option<String>,
+    /// Leave out pairs that got fewer than `num_negatives` negatives (sentence-transformers'
+    /// `mine_hard_negatives` does the same). Default `true`: a batch trains with the same number
+    /// of negatives for every pair, so one pair without a negative would otherwise make the
+    /// trainer drop every pair's negatives ([`crate::Trainer`] uses as many as the example with
+    /// the fewest has).
+    #[serde(default = "yes")]
+    pub drop_short: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for MiningConfig {
@@ -65,6 +76,7 @@ impl Default for MiningConfig {
             batch_size: 32,
             query_prompt: None,
             passage_prompt: None,
+            drop_short: true,
         }
     }
 }
@@ -76,7 +88,8 @@ pub struct MiningReport {
     pub pairs: usize,
     /// Pairs that got `num_negatives` negatives.
     pub complete: usize,
-    /// Pairs that got fewer (all filters passed by too few candidates).
+    /// Pairs that got fewer (all filters passed by too few candidates); left out of the
+    /// output with [`MiningConfig::drop_short`].
     pub short: usize,
     /// Candidates dropped as positives of their query.
     pub dropped_positive: usize,
@@ -89,7 +102,8 @@ pub struct MiningReport {
 }
 
 /// Mines hard negatives for `pairs` from `corpus` (every positive is added to the corpus too).
-/// Returns the examples with their negatives (existing negatives are replaced).
+/// Returns the examples with their negatives (existing negatives are replaced), without the
+/// pairs that got too few unless [`MiningConfig::drop_short`] is off.
 pub fn mine_hard_negatives<B: Backend>(
     model: &SentenceEncoder<B>,
     pairs: &[Example],
@@ -198,6 +212,9 @@ pub fn mine_hard_negatives<B: Backend>(
             report.complete += 1;
         } else {
             report.short += 1;
+            if config.drop_short {
+                continue;
+            }
         }
         neg_sum += candidates.iter().map(|c| c.1).sum::<f64>();
         neg_n += candidates.len();

@@ -541,7 +541,15 @@ fn mining_finds_negatives_that_are_not_positives() {
         ..cfg.clone()
     };
     let (none, report) = mine_hard_negatives(&model, &pairs, &corpus, &strict).expect("mine");
-    assert!(none.iter().all(|e| e.negatives.is_empty()));
+    assert!(none.is_empty(), "pairs without negatives are left out");
+    assert_eq!(report.short, pairs.len());
+    let keep = MiningConfig {
+        drop_short: false,
+        ..strict
+    };
+    let (kept, report) = mine_hard_negatives(&model, &pairs, &corpus, &keep).expect("mine");
+    assert_eq!(kept.len(), pairs.len());
+    assert!(kept.iter().all(|e| e.negatives.is_empty()));
     assert_eq!(report.short, pairs.len());
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("mined.jsonl");
