@@ -13,47 +13,20 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::time::Duration;
 
-use burn::optim::GradientsParams;
-use burn::tensor::backend::AutodiffBackend;
 use criterion::{criterion_group, criterion_main, Criterion};
 use embedtune_encoder::{LoraConfig, SentenceEncoder};
-use embedtune_losses::{EmbeddingLoss, MultipleNegativesRankingLoss};
-use embedtune_train::{clip_grad_norm, peak_memory_mib, AdamW, AdamWConfig};
+use embedtune_train::{peak_memory_mib, AdamW, AdamWConfig};
+
+#[path = "common/train_step.rs"]
+mod common;
+use common::{pairs, step};
 
 type B = embedtune::CpuBackend;
 const BATCH: usize = 32;
 
-/// (query, passage) pairs of the SciFact train split, in qrels order.
-fn pairs(shared: &std::path::Path) -> Vec<(String, String)> {
-    let ds = embedtune_data::BeirDataset::load(shared.join("data/scifact"), &Default::default())
-        .expect("scifact");
-    ds.train_pairs("train")
-        .expect("train split")
-        .into_iter()
-        .map(|e| (e.anchor, e.positive))
-        .collect()
-}
-
 /// Resets the kernel's peak-RSS counter (Linux), so each setting reports its own peak.
 fn reset_peak_memory() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-fn step<Bk: AutodiffBackend>(
-    model: SentenceEncoder<Bk>,
-    adam: &mut AdamW<Bk>,
-    batch: &[(String, String)],
-) -> SentenceEncoder<Bk> {
-    let anchors: Vec<&str> = batch.iter().map(|p| p.0.as_str()).collect();
-    let positives: Vec<&str> = batch.iter().map(|p| p.1.as_str()).collect();
-    let a = model.embed(&anchors, None).expect("embed");
-    let p = model.embed(&positives, None).expect("embed");
-    let loss = MultipleNegativesRankingLoss::default()
-        .loss(&[a, p], None)
-        .expect("loss");
-    let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-    clip_grad_norm::<Bk, _>(&model, &mut grads, 1.0);
-    adam.step(2e-5, model, grads)
 }
 
 fn train_step(c: &mut Criterion) {
