@@ -31,7 +31,9 @@ use embedtune_data::{read_examples, BeirDataset, Example, ReadOptions};
 use embedtune_encoder::{write_file_atomically, LoraConfig, Prompts, SentenceEncoder};
 use embedtune_eval::{compare, EvalConfig, IrEvaluator, Report};
 use embedtune_train::mining::{mine_hard_negatives, write_grouped_jsonl, MiningConfig};
-use embedtune_train::{peak_memory_mib, plot, IrEvaluation, LossConfig, TrainConfig, Trainer};
+use embedtune_train::{
+    peak_memory_mib, plot, EvalRecord, IrEvaluation, LossConfig, TrainConfig, Trainer,
+};
 use serde_json::json;
 
 #[derive(Parser, Debug, Clone)]
@@ -407,12 +409,28 @@ impl OnBackend for Job {
         });
         let text = serde_json::to_string_pretty(&report).map_err(err)? + "\n";
         write_file_atomically(&args.output.join("report.json"), text.as_bytes()).map_err(err)?;
+        // the zero-shot metrics as the curve's starting point
+        let mut plotted = outcome.evals.clone();
+        if let Some(metrics) = before
+            .as_ref()
+            .and_then(|b| serde_json::from_value(metrics_json(b)).ok())
+        {
+            plotted.insert(
+                0,
+                EvalRecord {
+                    step: 0,
+                    metrics,
+                    seconds: 0.0,
+                },
+            );
+        }
         let svg = plot::render(
             &outcome.history,
-            &outcome.evals,
+            &plotted,
             &config.metric_for_best,
             "fine-tuning",
-        );
+        )
+        .map_err(err)?;
         write_file_atomically(&args.output.join("train_plot.svg"), svg.as_bytes()).map_err(err)?;
         println!(
             "\n{} steps in {:.1} s ({:.1} texts/s), wall {:.1} s, peak memory {} MiB, {} of {} parameters trained",

@@ -39,6 +39,9 @@ pub enum TrainError {
     /// A checkpoint could not be written or read.
     #[error("checkpoint: {0}")]
     Checkpoint(String),
+    /// Drawing the training plot failed.
+    #[error("plot: {0}")]
+    Plot(String),
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

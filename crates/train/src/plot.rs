@@ -1,155 +1,115 @@
-//! An SVG chart of the run: the training loss over steps and, when evaluations ran, the chosen
-//! metric over steps. Plain SVG text, so it needs no font or graphics library.
+//! An SVG chart of the run, drawn with `plotters`: the training loss over steps and, when
+//! evaluations ran, the chosen metric over steps (one panel each). The SVG backend writes text
+//! as SVG `<text>`, so no font files are needed.
 
-use std::fmt::Write;
+use plotters::coord::Shift;
+use plotters::prelude::*;
 
+use crate::error::{Result, TrainError};
 use crate::log::{EvalRecord, StepRecord};
 
-const W: f64 = 720.0;
-const PANEL_H: f64 = 240.0;
-const LEFT: f64 = 70.0;
-const RIGHT: f64 = 20.0;
-const TOP: f64 = 36.0;
-const BOTTOM: f64 = 40.0;
+const WIDTH: u32 = 720;
+const PANEL_HEIGHT: u32 = 260;
+const LOSS_COLOUR: RGBColor = RGBColor(0x1f, 0x77, 0xb4);
+const METRIC_COLOUR: RGBColor = RGBColor(0xd6, 0x27, 0x28);
 
-/// One panel: a title, a series of (x, y) points and the axis labels.
+/// One panel: a title, the y axis's name, a series of (step, value) points and its colour.
 struct Panel<'a> {
     title: String,
     y_label: &'a str,
     points: Vec<(f64, f64)>,
-    colour: &'a str,
+    colour: RGBColor,
 }
 
-fn ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
-    (0..=n)
-        .map(|i| lo + (hi - lo) * i as f64 / n as f64)
-        .collect()
-}
-
-fn panel(svg: &mut String, p: &Panel<'_>, y0: f64, x_max: f64) {
-    let (plot_w, plot_h) = (W - LEFT - RIGHT, PANEL_H - TOP - BOTTOM);
-    let finite: Vec<(f64, f64)> = p
-        .points
-        .iter()
-        .copied()
-        .filter(|(_, y)| y.is_finite())
-        .collect();
-    let (mut lo, mut hi) = finite
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (_, y)| {
-            (a.min(*y), b.max(*y))
-        });
-    if !lo.is_finite() {
-        (lo, hi) = (0.0, 1.0);
+/// The y range of `points` with a 5 % margin (a unit-wide range around a flat series).
+fn y_range(points: &[(f64, f64)]) -> (f64, f64) {
+    let lo = points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+    let hi = points.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+    if !lo.is_finite() || !hi.is_finite() {
+        return (0.0, 1.0);
     }
-    if (hi - lo).abs() < 1e-12 {
-        (lo, hi) = (lo - 0.5, hi + 0.5);
+    if hi - lo < 1e-12 {
+        return (lo - 0.5, hi + 0.5);
     }
     let pad = (hi - lo) * 0.05;
-    let (lo, hi) = (lo - pad, hi + pad);
-    let x = |v: f64| LEFT + plot_w * v / x_max.max(1.0);
-    let y = |v: f64| y0 + TOP + plot_h * (1.0 - (v - lo) / (hi - lo));
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="{}" font-size="15" font-weight="bold">{}</text>"#,
-        LEFT,
-        y0 + 22.0,
-        escape(&p.title)
-    );
-    let _ = writeln!(
-        svg,
-        r##"<rect x="{LEFT}" y="{}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#888"/>"##,
-        y0 + TOP
-    );
-    for t in ticks(lo, hi, 4) {
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{LEFT}" x2="{}" y1="{yy}" y2="{yy}" stroke="#ddd"/><text x="{}" y="{}" font-size="11" text-anchor="end">{t:.4}</text>"##,
-            LEFT + plot_w,
-            LEFT - 6.0,
-            y(t) + 4.0,
-            yy = y(t)
-        );
-    }
-    for t in ticks(0.0, x_max.max(1.0), 5) {
-        let _ = writeln!(
-            svg,
-            r#"<text x="{}" y="{}" font-size="11" text-anchor="middle">{:.0}</text>"#,
-            x(t),
-            y0 + PANEL_H - BOTTOM + 16.0,
-            t
-        );
-    }
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="{}" font-size="12" text-anchor="middle">step</text><text x="16" y="{}" font-size="12" transform="rotate(-90 16 {})" text-anchor="middle">{}</text>"#,
-        LEFT + plot_w / 2.0,
-        y0 + PANEL_H - 6.0,
-        y0 + TOP + plot_h / 2.0,
-        y0 + TOP + plot_h / 2.0,
-        escape(p.y_label)
-    );
-    let path: Vec<String> = finite
-        .iter()
-        .map(|(a, b)| format!("{:.2},{:.2}", x(*a), y(*b)))
-        .collect();
-    let _ = writeln!(
-        svg,
-        r#"<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>"#,
-        p.colour,
-        path.join(" ")
-    );
-    for (a, b) in &finite {
-        let _ = writeln!(
-            svg,
-            r#"<circle cx="{:.2}" cy="{:.2}" r="2.5" fill="{}"/>"#,
-            x(*a),
-            y(*b),
-            p.colour
-        );
-    }
+    (lo - pad, hi + pad)
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+fn draw_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    panel: &Panel<'_>,
+    x_max: f64,
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let (y_lo, y_hi) = y_range(&panel.points);
+    let mut chart = ChartBuilder::on(area)
+        .caption(&panel.title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0f64..x_max + (x_max * 0.02).max(0.5), y_lo..y_hi)?;
+    chart
+        .configure_mesh()
+        .x_desc("step")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_desc(panel.y_label)
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
+    let style = ShapeStyle::from(&panel.colour).stroke_width(2);
+    chart.draw_series(LineSeries::new(panel.points.iter().copied(), style))?;
+    chart.draw_series(
+        panel
+            .points
+            .iter()
+            .map(|&p| Circle::new(p, 3, panel.colour.filled())),
+    )?;
+    Ok(())
 }
 
-/// The chart as an SVG document.
-pub fn render(history: &[StepRecord], evals: &[EvalRecord], metric: &str, title: &str) -> String {
+/// The chart as an SVG document: the loss of every logged step, and `metric` of every
+/// evaluation when there were any. Non-finite values are left out.
+pub fn render(
+    history: &[StepRecord],
+    evals: &[EvalRecord],
+    metric: &str,
+    title: &str,
+) -> Result<String> {
     let x_max = history
         .iter()
         .map(|r| r.step as f64)
         .chain(evals.iter().map(|e| e.step as f64))
         .fold(1.0, f64::max);
+    let finite = |(x, y): (f64, f64)| y.is_finite().then_some((x, y));
     let mut panels = vec![Panel {
         title: format!("{title}: training loss"),
         y_label: "loss",
-        points: history.iter().map(|r| (r.step as f64, r.loss)).collect(),
-        colour: "#1f77b4",
+        points: history
+            .iter()
+            .filter_map(|r| finite((r.step as f64, r.loss)))
+            .collect(),
+        colour: LOSS_COLOUR,
     }];
     let metric_points: Vec<(f64, f64)> = evals
         .iter()
-        .filter_map(|e| Some((e.step as f64, *e.metrics.get(metric)?)))
+        .filter_map(|e| finite((e.step as f64, *e.metrics.get(metric)?)))
         .collect();
     if !metric_points.is_empty() {
         panels.push(Panel {
             title: format!("{title}: {metric} on the evaluation split"),
             y_label: metric,
             points: metric_points,
-            colour: "#d62728",
+            colour: METRIC_COLOUR,
         });
     }
-    let height = PANEL_H * panels.len() as f64;
-    let mut svg = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{height}" viewBox="0 0 {W} {height}" font-family="sans-serif">
-<rect width="100%" height="100%" fill="white"/>
-"#
-    );
-    for (i, p) in panels.iter().enumerate() {
-        panel(&mut svg, p, i as f64 * PANEL_H, x_max);
-    }
-    svg.push_str("</svg>\n");
-    svg
+    let mut svg = String::new();
+    let drawn = (|| {
+        let size = (WIDTH, PANEL_HEIGHT * panels.len() as u32);
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        root.fill(&WHITE)?;
+        for (area, panel) in root.split_evenly((panels.len(), 1)).iter().zip(&panels) {
+            draw_panel(area, panel, x_max)?;
+        }
+        root.present()
+    })();
+    drawn.map_err(|e| TrainError::Plot(e.to_string()))?;
+    Ok(svg)
 }

@@ -437,8 +437,25 @@ fn evaluates_every_n_steps_and_keeps_the_best_model() {
         .fold(f64::MIN, f64::max);
     assert_eq!(best.value, max);
     assert!(best.path.join("model.safetensors").is_file());
-    let svg = embedtune_train::plot::render(&outcome.history, &outcome.evals, "ndcg@10", "tiny");
-    assert!(svg.starts_with("<svg") && svg.contains("polyline"));
+    let svg = embedtune_train::plot::render(&outcome.history, &outcome.evals, "ndcg@10", "tiny")
+        .expect("plot");
+    assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(200)]);
+    // one line per series (in its colour), a dot per point, titles as SVG text
+    assert_eq!(
+        svg.matches(r##"stroke="#1F77B4""##).count(),
+        1,
+        "the loss line"
+    );
+    assert_eq!(
+        svg.matches(r##"stroke="#D62728""##).count(),
+        1,
+        "the metric line"
+    );
+    assert_eq!(
+        svg.matches("<circle").count(),
+        outcome.history.len() + outcome.evals.len()
+    );
+    assert!(svg.contains("ndcg@10") && svg.contains("training loss"));
 }
 
 #[test]
