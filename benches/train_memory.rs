@@ -8,7 +8,8 @@
 //! EMBEDTUNE_SHARED=../shared cargo bench --bench train_memory -- lora large-random 8 128 2
 //! ```
 //!
-//! Arguments: `full|lora`, `minilm|large-random`, pairs per batch, max_seq_len, steps.
+//! Arguments: `full|lora`, `minilm|large-random`, pairs per batch, max_seq_len, steps, and
+//! optionally LoRA's dropout (default 0.1).
 //! `minilm` is `../shared/models/all-MiniLM-L6-v2` (22.7 M parameters); `large-random` is
 //! the same architecture at E5-large-v2's / BERT-large's size (24 layers, 1024 wide, 16 heads,
 //! 4096 intermediate, 335 M parameters) with random weights and MiniLM's tokenizer: the memory
@@ -34,8 +35,10 @@ fn main() {
         .skip(1)
         .filter(|a| a != "--bench")
         .collect();
-    if args.len() != 5 {
-        eprintln!("usage: train_memory full|lora minilm|large-random PAIRS MAX_SEQ STEPS");
+    if !(5..=6).contains(&args.len()) {
+        eprintln!(
+            "usage: train_memory full|lora minilm|large-random PAIRS MAX_SEQ STEPS [DROPOUT]"
+        );
         return;
     }
     let Some(shared) = embedtune::shared_dir() else {
@@ -44,6 +47,7 @@ fn main() {
     };
     let num = |i: usize| -> usize { args[i].parse().expect("a number") };
     let (batch, max_seq, steps) = (num(2), num(3), num(4));
+    let dropout: f64 = args.get(5).map_or(0.1, |d| d.parse().expect("a dropout"));
     let minilm = shared.join("models/all-MiniLM-L6-v2");
     let device = Default::default();
     let mut model = match args[1].as_str() {
@@ -80,7 +84,7 @@ fn main() {
                 LoraConfig {
                     r: 8,
                     alpha: 16.0,
-                    dropout: 0.1,
+                    dropout,
                     ..Default::default()
                 },
                 42,
@@ -98,7 +102,7 @@ fn main() {
         times.push(t.elapsed().as_secs_f64());
     }
     println!(
-        "{{\"setting\": \"{}\", \"model\": \"{}\", \"pairs\": {batch}, \"max_seq\": {max_seq}, \"trainable\": {trainable}, \"total\": {total}, \"peak_after_load_mib\": {loaded:.0}, \"step_seconds\": {times:?}, \"peak_mib\": {:.0}}}",
+        "{{\"setting\": \"{}\", \"model\": \"{}\", \"lora_dropout\": {dropout}, \"pairs\": {batch}, \"max_seq\": {max_seq}, \"trainable\": {trainable}, \"total\": {total}, \"peak_after_load_mib\": {loaded:.0}, \"step_seconds\": {times:?}, \"peak_mib\": {:.0}}}",
         args[0],
         args[1],
         peak_memory_mib().unwrap_or(f64::NAN)
