@@ -264,7 +264,6 @@ impl Layout {
                 }
             }
         }
-        candidates.clear();
         let mut out: Vec<(f32, u32)> = results.drain().map(|(Dist(d), s)| (d, s)).collect();
         out.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         out

@@ -114,14 +114,14 @@ struct Manifest<'a> {
 /// tombstone: the node stays in the graph (searches still walk through it) but is filtered from
 /// results, and its id may be added again (as a new node). With tombstones a search goes on
 /// until it has `ef` live candidates (as hnswlib's filtered search does), so it is slower, and a
-/// graph with many tombstones loses recall; [`rebuild`](HnswIndex::rebuild) builds a fresh graph from the live
-/// vectors. With tombstones a search can return fewer than `k` hits.
+/// graph with many tombstones loses recall; [`rebuild`](HnswIndex::rebuild) builds a fresh
+/// graph from the live vectors. With tombstones a search can return fewer than `k` hits.
 ///
 /// **Speed.** `hnsw_rs` builds the graph, saves and reloads it; searches run over a copy of
 /// it laid out in flat arrays (vectors by slot, neighbour lists of `u32` slots, a reusable
 /// per-thread visited array, prefetching), made by the first search after vectors were added or
-/// the index was loaded (0.2–0.3 s for 45k vectors of 384 values; [`compact`](HnswIndex::compact)
-/// makes it up front). The copy holds the vectors a second time: memory is about
+/// the index was loaded (0.21–0.34 s measured for 45k vectors of 384 values;
+/// [`compact`](HnswIndex::compact) makes it up front). The copy holds the vectors a second time: memory is about
 /// `2 × 4 × dim` bytes per vector plus the links. Measurements against hnswlib:
 /// `BENCHMARKS.md`.
 pub struct HnswIndex {
@@ -264,7 +264,7 @@ impl HnswIndex {
 
     /// Lays the graph out for searching now, instead of on the first search after a change
     /// (vectors added, index loaded or rebuilt). On the 45k × 384 SciFact vectors this takes
-    /// 0.2–0.3 s (`BENCHMARKS.md`).
+    /// 0.21–0.34 s (`BENCHMARKS.md`).
     pub fn compact(&mut self) -> Result<(), IndexError> {
         if self.ids.slots() > 0 {
             self.layout();
