@@ -121,8 +121,8 @@ struct Manifest<'a> {
 /// it laid out in flat arrays (vectors by slot, neighbour lists of `u32` slots, a reusable
 /// per-thread visited array, prefetching), made by the first search after vectors were added or
 /// the index was loaded (0.21–0.34 s measured for 45k vectors of 384 values;
-/// [`compact`](HnswIndex::compact) makes it up front). The copy holds the vectors a second time: memory is about
-/// `2 × 4 × dim` bytes per vector plus the links. Measurements against hnswlib:
+/// [`compact`](HnswIndex::compact) makes it up front). The copy holds the vectors a second
+/// time: memory is about `2 × 4 × dim` bytes per vector plus the links. Measurements against hnswlib:
 /// `BENCHMARKS.md`.
 pub struct HnswIndex {
     dim: usize,
