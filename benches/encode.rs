@@ -71,6 +71,7 @@ fn bench_backend<B: Backend>(
 }
 
 fn encode(c: &mut Criterion) {
+    embedtune::retain_freed_memory();
     let Some(shared) = embedtune::shared_dir() else {
         eprintln!("skipping encode bench: set EMBEDTUNE_SHARED to the shared assets folder");
         return;

@@ -1,6 +1,8 @@
 //! One training step of all-MiniLM-L6-v2 (forward, MNRL, backward, clipping, AdamW) on 32
 //! SciFact train pairs at max_seq 256: full fine-tuning and LoRA r 8. Reports seconds per step
-//! (criterion) and the peak resident memory of each setting. Needs `EMBEDTUNE_SHARED`.
+//! (criterion). Freed memory stays with the process (`embedtune::retain_freed_memory`), so the
+//! peak memory printed for the second setting includes the first's: compare peak memory with
+//! `benches/train_memory.rs`, one setting per process. Needs `EMBEDTUNE_SHARED`.
 //!
 //! `cargo bench --bench train`; compare with
 //! `python3 $EMBEDTUNE_SHARED/tools/peer_bench.py train --steps 5`.
@@ -30,6 +32,7 @@ fn reset_peak_memory() {
 }
 
 fn train_step(c: &mut Criterion) {
+    embedtune::retain_freed_memory();
     let Some(shared) = embedtune::shared_dir() else {
         eprintln!("skipping train bench: set EMBEDTUNE_SHARED to the shared assets folder");
         return;
@@ -74,7 +77,7 @@ fn train_step(c: &mut Criterion) {
             })
         });
         eprintln!(
-            "train_step/{name}: {trainable} of {total} parameters trainable, peak RSS {:.0} MiB over {i} steps",
+            "train_step/{name}: {trainable} of {total} parameters trainable, process peak RSS {:.0} MiB after {i} steps",
             peak_memory_mib().unwrap_or(f64::NAN)
         );
     }

@@ -31,6 +31,7 @@ mod common;
 type B = embedtune::CpuBackend;
 
 fn main() {
+    embedtune::retain_freed_memory();
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| a != "--bench")

@@ -82,12 +82,33 @@ pub fn run_on<J: OnBackend>(device: Device, job: J) -> Result<J::Output, String>
     }
 }
 
+/// mimalloc's index of its `purge_delay` option (the same in its v2 and v3 headers;
+/// `libmimalloc-sys` is pinned in Cargo.toml).
+const MI_OPTION_PURGE_DELAY: i32 = 15;
+
+/// Tells mimalloc (the examples' and benchmarks' global allocator) to keep the memory the
+/// process frees for reuse instead of returning it to the OS 10 ms later, unless the user set
+/// `MIMALLOC_PURGE_DELAY` themselves.
+///
+/// A training step allocates and frees gigabytes of activation buffers; returned memory comes
+/// back as fresh pages that the kernel must zero first, which measured 35–40 % of a MiniLM
+/// training step on the CPU (BENCHMARKS.md). The cost is that the process's resident memory
+/// stays at its peak. Harmless when mimalloc is not the global allocator.
+pub fn retain_freed_memory() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        return;
+    }
+    // SAFETY: sets one integer option; called before the examples start their worker threads.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+}
+
 /// An example's `main`: runs `job` on `device` and turns an error into a message on stderr and
-/// a failing exit status.
+/// a failing exit status (after [`retain_freed_memory`]).
 pub fn main_on<J: OnBackend<Output = Result<(), String>>>(
     device: Device,
     job: J,
 ) -> std::process::ExitCode {
+    retain_freed_memory();
     match run_on(device, job).and_then(|r| r) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

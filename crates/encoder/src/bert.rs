@@ -3,7 +3,7 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Embedding, LayerNorm, LayerNormConfig};
-use burn::tensor::activation::{gelu, relu, softmax};
+use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
@@ -12,6 +12,7 @@ use burn::tensor::{Distribution, Int, Tensor};
 use crate::config::{Activation, TransformerConfig};
 use crate::dense::Dense;
 use crate::error::Result;
+use crate::fused;
 use crate::weights::{tensor_values, NamedTensor, WeightReader};
 
 /// Where a module's weights come from.
@@ -130,6 +131,9 @@ pub struct Embeddings<B: Backend> {
     pub norm: LayerNorm<B>,
     /// Dropout (training only).
     pub dropout: Dropout,
+    /// The LayerNorm's epsilon.
+    #[module(skip)]
+    pub layer_norm_eps: f64,
 }
 
 impl<B: Backend> Embeddings<B> {
@@ -151,6 +155,7 @@ impl<B: Backend> Embeddings<B> {
             )?,
             norm: src.layer_norm("embeddings.LayerNorm", h, cfg.layer_norm_eps, device)?,
             dropout: DropoutConfig::new(cfg.hidden_dropout_prob).init(),
+            layer_norm_eps: cfg.layer_norm_eps,
         })
     }
 
@@ -163,10 +168,10 @@ impl<B: Backend> Embeddings<B> {
         let [_, seq] = input_ids.dims();
         let device = input_ids.device();
         let positions = Tensor::<B, 1, Int>::arange(0..seq as i64, &device).reshape([1, seq]);
-        let x = self.word.forward(input_ids)
-            + self.position.forward(positions)
-            + self.token_type.forward(token_type_ids);
-        self.dropout.forward(self.norm.forward(x))
+        let words = self.word.forward(input_ids) + self.position.forward(positions);
+        let types = self.token_type.forward(token_type_ids);
+        let x = fused::residual_norm(words, types, &self.norm, self.layer_norm_eps, 0.0);
+        fused::dropout(x, self.dropout.prob)
     }
 
     fn export(&self, out: &mut Vec<NamedTensor>) -> Result<()> {
@@ -197,6 +202,9 @@ pub struct Attention<B: Backend> {
     pub dropout: Dropout,
     /// Number of heads.
     pub heads: usize,
+    /// The LayerNorm's epsilon.
+    #[module(skip)]
+    pub layer_norm_eps: f64,
 }
 
 impl<B: Backend> Attention<B> {
@@ -221,6 +229,7 @@ impl<B: Backend> Attention<B> {
             attn_dropout: DropoutConfig::new(cfg.attention_probs_dropout_prob).init(),
             dropout: DropoutConfig::new(cfg.hidden_dropout_prob).init(),
             heads: cfg.num_attention_heads,
+            layer_norm_eps: cfg.layer_norm_eps,
         })
     }
 
@@ -240,9 +249,8 @@ impl<B: Backend> Attention<B> {
         let context = if B::ad_enabled(&x.device()) && self.attn_dropout.prob > 0.0 {
             // Training: attention dropout needs the probabilities. Scaling q before the product
             // is cheaper than scaling the [seq, seq] scores.
-            let scores = split(q * scale).matmul(k.swap_dims(2, 3)) + mask_bias;
-            let probs = self.attn_dropout.forward(softmax(scores, 3));
-            probs.matmul(v)
+            let scores = split(q * scale).matmul(k.swap_dims(2, 3));
+            fused::attention_probs(scores, mask_bias, self.attn_dropout.prob).matmul(v)
         } else {
             // Inference: the backend's fused attention (flash attention on GPU backends).
             let options = AttentionModuleOptions {
@@ -253,8 +261,8 @@ impl<B: Backend> Attention<B> {
             attention(split(q), k, v, None, Some(mask_bias), options)
         };
         let context = context.swap_dims(1, 2).reshape([batch, seq, hidden]);
-        let out = self.dropout.forward(self.output.forward(context));
-        self.norm.forward(out + x)
+        let out = self.output.forward(context);
+        fused::residual_norm(out, x, &self.norm, self.layer_norm_eps, self.dropout.prob)
     }
 
     fn export(&self, prefix: &str, out: &mut Vec<NamedTensor>) -> Result<()> {
@@ -282,6 +290,9 @@ pub struct Layer<B: Backend> {
     /// Feed-forward activation.
     #[module(skip)]
     pub activation: Activation,
+    /// The LayerNorm's epsilon.
+    #[module(skip)]
+    pub layer_norm_eps: f64,
 }
 
 impl<B: Backend> Layer<B> {
@@ -305,6 +316,7 @@ impl<B: Backend> Layer<B> {
             )?,
             dropout: DropoutConfig::new(cfg.hidden_dropout_prob).init(),
             activation: cfg.hidden_act,
+            layer_norm_eps: cfg.layer_norm_eps,
         })
     }
 
@@ -313,12 +325,12 @@ impl<B: Backend> Layer<B> {
         let x = self.attention.forward(x, mask_bias);
         let h = self.intermediate.forward(x.clone());
         let h = match self.activation {
-            Activation::Gelu => gelu(h),
+            Activation::Gelu => fused::gelu(h),
             Activation::GeluTanh => burn::tensor::activation::gelu_approximate(h),
             Activation::Relu => relu(h),
         };
-        let out = self.dropout.forward(self.output.forward(h));
-        self.norm.forward(out + x)
+        let out = self.output.forward(h);
+        fused::residual_norm(out, x, &self.norm, self.layer_norm_eps, self.dropout.prob)
     }
 
     fn export(&self, index: usize, out: &mut Vec<NamedTensor>) -> Result<()> {

@@ -2,10 +2,10 @@
 
 use burn::module::{Module, Param};
 use burn::tensor::backend::Backend;
-use burn::tensor::module::linear;
 use burn::tensor::Tensor;
 
 use crate::error::Result;
+use crate::fused;
 use crate::lora::LoraAdapter;
 use crate::weights::{tensor_values, NamedTensor, WeightReader};
 
@@ -70,25 +70,16 @@ impl<B: Backend> Dense<B> {
     /// Leading dimensions are flattened first, so that the whole batch is one matrix product
     /// (backends otherwise run one small product per batch row, repacking the weight each time).
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        if D <= 2 {
-            return self.forward_flat(x);
-        }
         let dims = x.dims();
         let rows = dims[..D - 1].iter().product();
-        let out = self.forward_flat(x.reshape([rows, dims[D - 1]]));
+        let x = x.reshape([rows, dims[D - 1]]);
+        let mut out = fused::linear(x.clone(), self.weight.val(), self.bias.val());
+        if let Some(adapter) = &self.lora {
+            out = out + adapter.forward(x);
+        }
         let mut out_dims = dims;
         out_dims[D - 1] = self.d_out();
         out.reshape(out_dims)
-    }
-
-    fn forward_flat<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        match &self.lora {
-            None => linear(x, self.weight.val(), Some(self.bias.val())),
-            Some(adapter) => {
-                let delta = adapter.forward(x.clone());
-                linear(x, self.weight.val(), Some(self.bias.val())) + delta
-            }
-        }
     }
 
     /// The weight with any adapter folded in, `[in, out]`.

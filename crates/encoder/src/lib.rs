@@ -36,6 +36,11 @@
 //!   ([`SentenceEncoder::forward`]) and saves ([`SentenceEncoder::save`]).
 //! - [`LoraConfig`] / [`SentenceEncoder::with_lora`] attach LoRA adapters; they merge for
 //!   export and save / load in PEFT's format.
+//!
+//! On burn's CPU backend (`NdArray<f32>`, and `Autodiff<NdArray<f32>>` for training) the
+//! linear layers, GELU, dropout, residual + LayerNorm and the attention softmax run as fused
+//! kernels with their own backward passes (feature `cpu-kernels`, on by default); every other
+//! backend computes the same functions from burn's tensor ops.
 
 #![warn(missing_docs)]
 
@@ -44,6 +49,7 @@ mod config;
 mod dense;
 mod error;
 mod fsutil;
+mod fused;
 mod lora;
 mod model;
 mod pooling;

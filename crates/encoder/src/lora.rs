@@ -132,8 +132,13 @@ impl<B: Backend> LoraAdapter<B> {
 
     /// The adapter's contribution for input `x` `[.., in]`.
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        let x = self.dropout.forward(x);
-        linear(linear(x, self.a.val(), None), self.b.val(), None) * self.scaling
+        let x = crate::fused::dropout(x, self.dropout.prob);
+        // Scaling the rank-r intermediate is the same product, on r columns instead of `out`.
+        linear(
+            linear(x, self.a.val(), None) * self.scaling,
+            self.b.val(),
+            None,
+        )
     }
 
     /// The full-size update `scaling · A·B` `[in, out]`, for merging.

@@ -173,7 +173,8 @@ impl<B: AutodiffBackend> ModuleMapper<B> for Updater<'_, B> {
             v: Tensor::zeros([n], &device),
         });
         state.m = state.m.clone().mul_scalar(cfg.beta1) + g.clone().mul_scalar(1.0 - cfg.beta1);
-        state.v = state.v.clone().mul_scalar(cfg.beta2) + g.square().mul_scalar(1.0 - cfg.beta2);
+        state.v =
+            state.v.clone().mul_scalar(cfg.beta2) + (g.clone() * g).mul_scalar(1.0 - cfg.beta2);
         let bias1 = 1.0 - cfg.beta1.powi(t);
         let bias2 = 1.0 - cfg.beta2.powi(t);
         let mut p: Tensor<B::InnerBackend, 1> = tensor.inner().reshape([n]);
@@ -204,7 +205,7 @@ pub fn grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
     impl<B: AutodiffBackend> ModuleVisitor<B> for Norm<'_, B> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
             if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
-                let s = g.square().sum();
+                let s = (g.clone() * g).sum();
                 self.sum = Some(match self.sum.take() {
                     Some(acc) => acc + s,
                     None => s,

@@ -1,0 +1,500 @@
+//! The fused blocks on burn's CPU backend: `NdArray<f32>` runs the kernels, and
+//! `Autodiff<NdArray<f32>>` records each block as one autodiff node with its own backward.
+//!
+//! The encoder is generic over `B: Backend`; a block recognises the CPU backend by its type
+//! (`TypeId`) and otherwise hands its inputs back for the generic path.
+
+use std::any::{Any, TypeId};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use burn::nn::LayerNorm;
+use burn::tensor::backend::Backend;
+use burn::tensor::ops::FloatTensor;
+use burn::tensor::{
+    DType, Distribution, Shape, Tensor, TensorData, TensorMetadata, TensorPrimitive,
+};
+use burn_autodiff::checkpoint::base::Checkpointer;
+use burn_autodiff::checkpoint::strategy::NoCheckpointing;
+use burn_autodiff::grads::Gradients;
+use burn_autodiff::ops::{Backward, Ops, OpsKind};
+use burn_autodiff::Autodiff;
+use burn_ndarray::{NdArray, NdArrayTensor};
+
+use super::kernels::{self, Dropout, NormSaved};
+
+type Nd = NdArray<f32>;
+type Ad = Autodiff<Nd>;
+
+/// Which CPU backend `B` is, if it is one of the two.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cpu {
+    Plain,
+    Autodiff,
+}
+
+fn cpu<B: Backend>() -> Option<Cpu> {
+    let id = TypeId::of::<B>();
+    if id == TypeId::of::<Nd>() {
+        Some(Cpu::Plain)
+    } else if id == TypeId::of::<Ad>() {
+        Some(Cpu::Autodiff)
+    } else {
+        None
+    }
+}
+
+/// `t` as type `U`, which the caller has checked is `T` itself.
+fn same<T: 'static, U: 'static>(t: T) -> U {
+    let mut slot = Some(t);
+    let any: &mut dyn Any = &mut slot;
+    match any.downcast_mut::<Option<U>>().and_then(Option::take) {
+        Some(u) => u,
+        None => unreachable!("`same` is only called with T == U"),
+    }
+}
+
+fn is_f32<B: Backend, const D: usize>(t: &Tensor<B, D>) -> bool {
+    t.dtype() == DType::F32
+}
+
+/// The autodiff primitive of a tensor of `B == Ad`.
+fn ad_prim<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<Ad> {
+    same::<_, Tensor<Ad, D>>(t).into_primitive().tensor()
+}
+
+fn from_ad<B: Backend, const D: usize>(t: FloatTensor<Ad>) -> Tensor<B, D> {
+    same(Tensor::<Ad, D>::from_primitive(TensorPrimitive::Float(t)))
+}
+
+/// The NdArray primitive of a tensor of `B == Nd`.
+fn nd_prim<B: Backend, const D: usize>(t: Tensor<B, D>) -> NdArrayTensor {
+    same::<_, Tensor<Nd, D>>(t).into_primitive().tensor()
+}
+
+fn from_nd<B: Backend, const D: usize>(t: NdArrayTensor) -> Tensor<B, D> {
+    same(Tensor::<Nd, D>::from_primitive(TensorPrimitive::Float(t)))
+}
+
+/// The values of an f32 tensor in row-major order (borrowed when it is contiguous).
+fn values(t: &NdArrayTensor) -> Cow<'_, [f32]> {
+    match t {
+        NdArrayTensor::F32(storage) => {
+            let view = storage.view();
+            match view.to_slice() {
+                Some(slice) => Cow::Borrowed(slice),
+                None => Cow::Owned(view.iter().copied().collect()),
+            }
+        }
+        // Every input is checked to be f32 before a fused op runs, and they output f32.
+        _ => unreachable!("fused CPU ops run on f32 tensors"),
+    }
+}
+
+fn nd_tensor(values: Vec<f32>, shape: Shape) -> NdArrayTensor {
+    NdArrayTensor::from_data(TensorData::new(values, shape))
+}
+
+/// A seed for one dropout call, drawn from the backend's generator so that `Backend::seed`
+/// makes runs reproducible.
+fn dropout_seed() -> u64 {
+    let r = Tensor::<Nd, 1>::random([2], Distribution::Uniform(0.0, 1.0), &Default::default());
+    let v = r.into_data().to_vec::<f32>().unwrap_or_default();
+    let bits = |i: usize| v.get(i).map_or(0, |x| x.to_bits() as u64);
+    bits(0) << 32 | bits(1)
+}
+
+// ---------------------------------------------------------------------------------------
+// GELU
+
+#[derive(Debug)]
+struct GeluBackward;
+
+impl Backward<Nd, 1> for GeluBackward {
+    type State = NdArrayTensor;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = grads.consume::<Nd>(&ops.node);
+        let [Some(parent)] = ops.parents else {
+            return;
+        };
+        let dx = kernels::gelu_backward(&values(&ops.state), &values(&dy));
+        grads.register::<Nd>(parent.id, nd_tensor(dx, dy.shape()));
+    }
+}
+
+pub(super) fn gelu<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+) -> Result<Tensor<B, D>, Tensor<B, D>> {
+    if !is_f32(&x) {
+        return Err(x);
+    }
+    match cpu::<B>() {
+        None => Err(x),
+        Some(Cpu::Plain) => {
+            let x = nd_prim(x);
+            Ok(from_nd(nd_tensor(kernels::gelu(&values(&x)), x.shape())))
+        }
+        Some(Cpu::Autodiff) => {
+            let x = ad_prim(x);
+            let y = nd_tensor(kernels::gelu(&values(&x.primitive)), x.primitive.shape());
+            let prep = GeluBackward
+                .prepare::<NoCheckpointing>([x.node.clone()])
+                .compute_bound()
+                .stateful();
+            Ok(from_ad(match prep {
+                OpsKind::Tracked(prep) => prep.finish(x.primitive, y),
+                OpsKind::UnTracked(prep) => prep.finish(y),
+            }))
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Dropout
+
+#[derive(Debug)]
+struct DropoutBackward;
+
+impl Backward<Nd, 1> for DropoutBackward {
+    type State = (Dropout, usize);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = grads.consume::<Nd>(&ops.node);
+        let [Some(parent)] = ops.parents else {
+            return;
+        };
+        let (drop, width) = ops.state;
+        let dx = kernels::dropout(&values(&dy), width, drop);
+        grads.register::<Nd>(parent.id, nd_tensor(dx, dy.shape()));
+    }
+}
+
+/// Only called while training (autodiff) with `p > 0`.
+pub(super) fn dropout<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    p: f64,
+) -> Result<Tensor<B, D>, Tensor<B, D>> {
+    if !is_f32(&x) || cpu::<B>() != Some(Cpu::Autodiff) {
+        return Err(x);
+    }
+    let width = x.dims()[D - 1].max(1);
+    let x = ad_prim(x);
+    let drop = Dropout::new(p, dropout_seed());
+    let y = nd_tensor(
+        kernels::dropout(&values(&x.primitive), width, drop),
+        x.primitive.shape(),
+    );
+    let prep = DropoutBackward
+        .prepare::<NoCheckpointing>([x.node.clone()])
+        .compute_bound()
+        .stateful();
+    Ok(from_ad(match prep {
+        OpsKind::Tracked(prep) => prep.finish((drop, width), y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    }))
+}
+
+// ---------------------------------------------------------------------------------------
+// Dropout + residual + LayerNorm
+
+#[derive(Debug, Clone)]
+struct NormState {
+    saved: Arc<NormSaved>,
+    gamma: NdArrayTensor,
+    drop: Dropout,
+    shape: Shape,
+}
+
+#[derive(Debug)]
+struct NormBackward;
+
+impl Backward<Nd, 4> for NormBackward {
+    type State = NormState;
+
+    fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = grads.consume::<Nd>(&ops.node);
+        let state = ops.state;
+        let gamma = values(&state.gamma);
+        let width = gamma.len();
+        let (dh, dx, dgamma, dbeta) =
+            kernels::residual_norm_backward(&state.saved, &gamma, &values(&dy), state.drop);
+        let [ph, px, pg, pb] = ops.parents;
+        let dx = nd_tensor(dx, state.shape.clone());
+        if let Some(p) = ph {
+            let dh = match dh {
+                Some(dh) => nd_tensor(dh, state.shape.clone()),
+                None => dx.clone(),
+            };
+            grads.register::<Nd>(p.id, dh);
+        }
+        if let Some(p) = px {
+            grads.register::<Nd>(p.id, dx);
+        }
+        if let Some(p) = pg {
+            grads.register::<Nd>(p.id, nd_tensor(dgamma, Shape::new([width])));
+        }
+        if let Some(p) = pb {
+            grads.register::<Nd>(p.id, nd_tensor(dbeta, Shape::new([width])));
+        }
+    }
+}
+
+type NormInputs<B> = (Tensor<B, 3>, Tensor<B, 3>);
+
+pub(super) fn residual_norm<B: Backend>(
+    h: Tensor<B, 3>,
+    x: Tensor<B, 3>,
+    norm: &LayerNorm<B>,
+    eps: f64,
+    p: f64,
+) -> Result<Tensor<B, 3>, NormInputs<B>> {
+    let Some(beta) = &norm.beta else {
+        return Err((h, x));
+    };
+    let (gamma, beta) = (norm.gamma.val(), beta.val());
+    let width = gamma.dims()[0];
+    let fits = is_f32(&h)
+        && is_f32(&x)
+        && is_f32(&gamma)
+        && is_f32(&beta)
+        && h.dims() == x.dims()
+        && h.dims()[2] == width
+        && beta.dims()[0] == width;
+    let Some(kind) = cpu::<B>().filter(|_| fits) else {
+        return Err((h, x));
+    };
+    let shape = Shape::new(h.dims());
+    let eps = eps as f32;
+    match kind {
+        Cpu::Plain => {
+            let (h, x, g, b) = (nd_prim(h), nd_prim(x), nd_prim(gamma), nd_prim(beta));
+            let (y, _) = kernels::residual_norm(
+                &values(&h),
+                &values(&x),
+                &values(&g),
+                &values(&b),
+                eps,
+                Dropout::none(),
+            );
+            Ok(from_nd(nd_tensor(y, shape)))
+        }
+        Cpu::Autodiff => {
+            let (h, x, g, b) = (ad_prim(h), ad_prim(x), ad_prim(gamma), ad_prim(beta));
+            let drop = if p > 0.0 {
+                Dropout::new(p, dropout_seed())
+            } else {
+                Dropout::none()
+            };
+            let (y, saved) = kernels::residual_norm(
+                &values(&h.primitive),
+                &values(&x.primitive),
+                &values(&g.primitive),
+                &values(&b.primitive),
+                eps,
+                drop,
+            );
+            let y = nd_tensor(y, shape.clone());
+            let nodes = [
+                h.node.clone(),
+                x.node.clone(),
+                g.node.clone(),
+                b.node.clone(),
+            ];
+            let prep = NormBackward
+                .prepare::<NoCheckpointing>(nodes)
+                .compute_bound()
+                .stateful();
+            Ok(from_ad(match prep {
+                OpsKind::Tracked(prep) => {
+                    let state = NormState {
+                        saved: Arc::new(saved),
+                        gamma: g.primitive,
+                        drop,
+                        shape,
+                    };
+                    prep.finish(state, y)
+                }
+                OpsKind::UnTracked(prep) => prep.finish(y),
+            }))
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Mask + softmax + dropout
+
+#[derive(Debug, Clone)]
+struct SoftmaxState {
+    probs: NdArrayTensor,
+    drop: Dropout,
+    width: usize,
+}
+
+#[derive(Debug)]
+struct SoftmaxBackward;
+
+impl Backward<Nd, 1> for SoftmaxBackward {
+    type State = SoftmaxState;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = grads.consume::<Nd>(&ops.node);
+        let [Some(parent)] = ops.parents else {
+            return;
+        };
+        let s = ops.state;
+        let dz =
+            kernels::softmax_dropout_backward(&values(&s.probs), &values(&dy), s.width, s.drop);
+        grads.register::<Nd>(parent.id, nd_tensor(dz, dy.shape()));
+    }
+}
+
+type ProbInputs<B> = (Tensor<B, 4>, Tensor<B, 4>);
+
+pub(super) fn attention_probs<B: Backend>(
+    scores: Tensor<B, 4>,
+    mask_bias: Tensor<B, 4>,
+    p: f64,
+) -> Result<Tensor<B, 4>, ProbInputs<B>> {
+    let [batch, heads, queries, keys] = scores.dims();
+    let fits = is_f32(&scores) && is_f32(&mask_bias) && mask_bias.dims() == [batch, 1, 1, keys];
+    let Some(kind) = cpu::<B>().filter(|_| fits && keys > 0) else {
+        return Err((scores, mask_bias));
+    };
+    let shape = Shape::new([batch, heads, queries, keys]);
+    let rows_per_bias = heads * queries;
+    match kind {
+        Cpu::Plain => {
+            let (s, m) = (nd_prim(scores), nd_prim(mask_bias));
+            let (y, _) = kernels::softmax_dropout(
+                &values(&s),
+                &values(&m),
+                keys,
+                rows_per_bias,
+                Dropout::none(),
+            );
+            Ok(from_nd(nd_tensor(y, shape)))
+        }
+        Cpu::Autodiff => {
+            let (s, m) = (ad_prim(scores), ad_prim(mask_bias));
+            let drop = if p > 0.0 {
+                Dropout::new(p, dropout_seed())
+            } else {
+                Dropout::none()
+            };
+            let (y, probs) = kernels::softmax_dropout(
+                &values(&s.primitive),
+                &values(&m.primitive),
+                keys,
+                rows_per_bias,
+                drop,
+            );
+            let y = nd_tensor(y, shape.clone());
+            let prep = SoftmaxBackward
+                .prepare::<NoCheckpointing>([s.node.clone()])
+                .compute_bound()
+                .stateful();
+            Ok(from_ad(match prep {
+                OpsKind::Tracked(prep) => {
+                    let probs = match probs {
+                        Some(p) => nd_tensor(p, shape),
+                        None => y.clone(),
+                    };
+                    let state = SoftmaxState {
+                        probs,
+                        drop,
+                        width: keys,
+                    };
+                    prep.finish(state, y)
+                }
+                OpsKind::UnTracked(prep) => prep.finish(y),
+            }))
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Linear layer
+
+#[derive(Debug, Clone)]
+struct LinearState {
+    x: NdArrayTensor,
+    w: NdArrayTensor,
+    dims: (usize, usize, usize),
+}
+
+#[derive(Debug)]
+struct LinearBackward;
+
+impl Backward<Nd, 3> for LinearBackward {
+    type State = LinearState;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = grads.consume::<Nd>(&ops.node);
+        let s = ops.state;
+        let (rows, k, n) = s.dims;
+        let [px, pw, pb] = ops.parents;
+        let want = (px.is_some(), pw.is_some(), pb.is_some());
+        let (dx, dw, db) =
+            kernels::linear_backward(&values(&s.x), &values(&s.w), &values(&dy), s.dims, want);
+        let parts = [
+            (px, dx, vec![rows, k]),
+            (pw, dw, vec![k, n]),
+            (pb, db, vec![n]),
+        ];
+        for (parent, grad, shape) in parts {
+            if let (Some(p), Some(g)) = (parent, grad) {
+                grads.register::<Nd>(p.id, nd_tensor(g, Shape::from(shape)));
+            }
+        }
+    }
+}
+
+type LinearInputs<B> = (Tensor<B, 2>, Tensor<B, 2>, Tensor<B, 1>);
+
+pub(super) fn linear<B: Backend>(
+    x: Tensor<B, 2>,
+    w: Tensor<B, 2>,
+    b: Tensor<B, 1>,
+) -> Result<Tensor<B, 2>, LinearInputs<B>> {
+    let ([rows, k], [k2, n], [n2]) = (x.dims(), w.dims(), b.dims());
+    let fits = is_f32(&x) && is_f32(&w) && is_f32(&b) && k == k2 && n == n2;
+    let Some(kind) = cpu::<B>().filter(|_| fits) else {
+        return Err((x, w, b));
+    };
+    let shape = Shape::new([rows, n]);
+    match kind {
+        Cpu::Plain => {
+            let (x, w, b) = (nd_prim(x), nd_prim(w), nd_prim(b));
+            let y = kernels::linear(&values(&x), &values(&w), &values(&b), rows, k);
+            Ok(from_nd(nd_tensor(y, shape)))
+        }
+        Cpu::Autodiff => {
+            let (x, w, b) = (ad_prim(x), ad_prim(w), ad_prim(b));
+            let y = kernels::linear(
+                &values(&x.primitive),
+                &values(&w.primitive),
+                &values(&b.primitive),
+                rows,
+                k,
+            );
+            let y = nd_tensor(y, shape);
+            let nodes = [x.node.clone(), w.node.clone(), b.node.clone()];
+            let prep = LinearBackward
+                .prepare::<NoCheckpointing>(nodes)
+                .compute_bound()
+                .stateful();
+            Ok(from_ad(match prep {
+                OpsKind::Tracked(prep) => {
+                    let state = LinearState {
+                        x: x.primitive,
+                        w: w.primitive,
+                        dims: (rows, k, n),
+                    };
+                    prep.finish(state, y)
+                }
+                OpsKind::UnTracked(prep) => prep.finish(y),
+            }))
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! The transformer's blocks as single operations: the linear layer (bias included), GELU,
+//! dropout, dropout + residual + LayerNorm, and mask + softmax + dropout of the attention
+//! scores.
+//!
+//! On burn's CPU backend (`NdArray<f32>`, and `Autodiff<NdArray<f32>>` for training) with the
+//! `cpu-kernels` feature, each block is one row-wise kernel with a hand-written backward pass
+//! (module `cpu`): one read and one write per tensor instead of a pass, a temporary tensor and
+//! an autodiff node per elementary op. Every other backend (CUDA, wgpu, …) gets the same maths
+//! composed from burn's tensor ops, so the encoder stays generic over `B: Backend`; the tests
+//! check that the two agree in values and gradients.
+
+#[cfg(feature = "cpu-kernels")]
+mod cpu;
+#[cfg(feature = "cpu-kernels")]
+pub(crate) mod kernels;
+
+use burn::nn::{Dropout, LayerNorm};
+use burn::tensor::activation::softmax;
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+
+/// A linear layer `x·W + b` for `x` `[rows, in]`, `W` `[in, out]`.
+pub(crate) fn linear<B: Backend>(
+    x: Tensor<B, 2>,
+    w: Tensor<B, 2>,
+    b: Tensor<B, 1>,
+) -> Tensor<B, 2> {
+    #[cfg(feature = "cpu-kernels")]
+    let (x, w, b) = match cpu::linear(x, w, b) {
+        Ok(y) => return y,
+        Err(inputs) => inputs,
+    };
+    burn::tensor::module::linear(x, w, Some(b))
+}
+
+/// GELU (erf form), as `torch.nn.functional.gelu`.
+pub(crate) fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    #[cfg(feature = "cpu-kernels")]
+    let x = match cpu::gelu(x) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
+    burn::tensor::activation::gelu(x)
+}
+
+/// Dropout with probability `p` while training (autodiff backends); the identity otherwise.
+pub(crate) fn dropout<B: Backend, const D: usize>(x: Tensor<B, D>, p: f64) -> Tensor<B, D> {
+    if !B::ad_enabled(&x.device()) || p == 0.0 {
+        return x;
+    }
+    #[cfg(feature = "cpu-kernels")]
+    let x = match cpu::dropout(x, p) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
+    Dropout { prob: p }.forward(x)
+}
+
+/// `norm(dropout(h) + x)`: the end of each BERT sub-layer (`eps` is the norm's epsilon).
+pub(crate) fn residual_norm<B: Backend>(
+    h: Tensor<B, 3>,
+    x: Tensor<B, 3>,
+    norm: &LayerNorm<B>,
+    eps: f64,
+    p: f64,
+) -> Tensor<B, 3> {
+    let p = if B::ad_enabled(&h.device()) { p } else { 0.0 };
+    #[cfg(feature = "cpu-kernels")]
+    let (h, x) = match cpu::residual_norm(h, x, norm, eps, p) {
+        Ok(y) => return y,
+        Err(inputs) => inputs,
+    };
+    let _ = eps;
+    norm.forward(dropout(h, p) + x)
+}
+
+/// Attention probabilities `dropout(softmax(scores + mask_bias))` over the last axis, for
+/// scores `[batch, heads, queries, keys]` and `mask_bias` `[batch, 1, 1, keys]`.
+pub(crate) fn attention_probs<B: Backend>(
+    scores: Tensor<B, 4>,
+    mask_bias: Tensor<B, 4>,
+    p: f64,
+) -> Tensor<B, 4> {
+    let p = if B::ad_enabled(&scores.device()) {
+        p
+    } else {
+        0.0
+    };
+    #[cfg(feature = "cpu-kernels")]
+    let (scores, mask_bias) = match cpu::attention_probs(scores, mask_bias, p) {
+        Ok(y) => return y,
+        Err(inputs) => inputs,
+    };
+    dropout(softmax(scores + mask_bias, 3), p)
+}
+
+#[cfg(all(test, feature = "cpu-kernels"))]
+mod tests;
