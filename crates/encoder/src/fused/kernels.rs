@@ -30,11 +30,14 @@ fn has_avx2() -> bool {
 /// FMA on its own.
 macro_rules! wide {
     ($name:ident => $generic:ident($($arg:ident: $ty:ty),* $(,)?)) => {
-        fn $name($($arg: $ty),*) {
+        wide!($name => $generic($($arg: $ty),*) -> ());
+    };
+    ($name:ident => $generic:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty) => {
+        fn $name($($arg: $ty),*) -> $ret {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx2,fma")]
-                unsafe fn avx2($($arg: $ty),*) {
+                unsafe fn avx2($($arg: $ty),*) -> $ret {
                     $generic($($arg),*)
                 }
                 if has_avx2() {
@@ -275,34 +278,14 @@ fn norm_row(
 type RowOut<'a> = (&'a mut [f32], &'a mut [f32]);
 type RowIn<'a> = (&'a [f32], &'a [f32]);
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn norm_row_avx2(
+wide!(norm_row_wide => norm_row(
     drop: &Dropout,
     row: usize,
     out: RowOut<'_>,
     input: RowIn<'_>,
     affine: RowIn<'_>,
     eps: f32,
-) -> f32 {
-    norm_row(drop, row, out, input, affine, eps)
-}
-
-fn norm_row_wide(
-    drop: &Dropout,
-    row: usize,
-    out: RowOut<'_>,
-    input: RowIn<'_>,
-    affine: RowIn<'_>,
-    eps: f32,
-) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU has the features `norm_row_avx2` is compiled for.
-        return unsafe { norm_row_avx2(drop, row, out, input, affine, eps) };
-    }
-    norm_row(drop, row, out, input, affine, eps)
-}
+) -> f32);
 
 /// `LayerNorm(dropout(h) + x)` over rows of `gamma.len()`, with its saved state.
 pub(crate) fn residual_norm(
