@@ -76,7 +76,9 @@ fn from_nd<B: Backend, const D: usize>(t: NdArrayTensor) -> Tensor<B, D> {
     same(Tensor::<Nd, D>::from_primitive(TensorPrimitive::Float(t)))
 }
 
-/// The values of an f32 tensor in row-major order (borrowed when it is contiguous).
+/// The values of a float tensor in row-major order, as f32 (borrowed when it is a contiguous
+/// f32 tensor). The fused ops check that their inputs are f32; an upstream gradient of
+/// another float type is converted rather than refused.
 fn values(t: &NdArrayTensor) -> Cow<'_, [f32]> {
     match t {
         NdArrayTensor::F32(storage) => {
@@ -86,8 +88,11 @@ fn values(t: &NdArrayTensor) -> Cow<'_, [f32]> {
                 None => Cow::Owned(view.iter().copied().collect()),
             }
         }
-        // Every input is checked to be f32 before a fused op runs, and they output f32.
-        _ => unreachable!("fused CPU ops run on f32 tensors"),
+        NdArrayTensor::F64(storage) => {
+            Cow::Owned(storage.view().iter().map(|&v| v as f32).collect())
+        }
+        // burn-ndarray's float tensors are f32 or f64; other variants hold ints and bools.
+        _ => unreachable!("fused CPU ops get float tensors"),
     }
 }
 
@@ -102,6 +107,31 @@ fn dropout_seed() -> u64 {
     let v = r.into_data().to_vec::<f32>().unwrap_or_default();
     let bits = |i: usize| v.get(i).map_or(0, |x| x.to_bits() as u64);
     bits(0) << 32 | bits(1)
+}
+
+/// Records `y` as the output of one autodiff node `op` over `inputs`; `state` (what the
+/// backward pass needs, given `y`) is only built when some input is tracked.
+fn record<Op, B, const N: usize, const D: usize>(
+    op: Op,
+    inputs: [&FloatTensor<Ad>; N],
+    y: NdArrayTensor,
+    state: impl FnOnce(&NdArrayTensor) -> Op::State,
+) -> Tensor<B, D>
+where
+    Op: Backward<Nd, N>,
+    B: Backend,
+{
+    let prep = op
+        .prepare::<NoCheckpointing>(inputs.map(|t| t.node.clone()))
+        .compute_bound()
+        .stateful();
+    from_ad(match prep {
+        OpsKind::Tracked(prep) => {
+            let state = state(&y);
+            prep.finish(state, y)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -138,14 +168,7 @@ pub(super) fn gelu<B: Backend, const D: usize>(
         Some(Cpu::Autodiff) => {
             let x = ad_prim(x);
             let y = nd_tensor(kernels::gelu(&values(&x.primitive)), x.primitive.shape());
-            let prep = GeluBackward
-                .prepare::<NoCheckpointing>([x.node.clone()])
-                .compute_bound()
-                .stateful();
-            Ok(from_ad(match prep {
-                OpsKind::Tracked(prep) => prep.finish(x.primitive, y),
-                OpsKind::UnTracked(prep) => prep.finish(y),
-            }))
+            Ok(record(GeluBackward, [&x], y, |_| x.primitive.clone()))
         }
     }
 }
@@ -185,14 +208,7 @@ pub(super) fn dropout<B: Backend, const D: usize>(
         kernels::dropout(&values(&x.primitive), width, drop),
         x.primitive.shape(),
     );
-    let prep = DropoutBackward
-        .prepare::<NoCheckpointing>([x.node.clone()])
-        .compute_bound()
-        .stateful();
-    Ok(from_ad(match prep {
-        OpsKind::Tracked(prep) => prep.finish((drop, width), y),
-        OpsKind::UnTracked(prep) => prep.finish(y),
-    }))
+    Ok(record(DropoutBackward, [&x], y, |_| (drop, width)))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -295,28 +311,13 @@ pub(super) fn residual_norm<B: Backend>(
                 drop,
             );
             let y = nd_tensor(y, shape.clone());
-            let nodes = [
-                h.node.clone(),
-                x.node.clone(),
-                g.node.clone(),
-                b.node.clone(),
-            ];
-            let prep = NormBackward
-                .prepare::<NoCheckpointing>(nodes)
-                .compute_bound()
-                .stateful();
-            Ok(from_ad(match prep {
-                OpsKind::Tracked(prep) => {
-                    let state = NormState {
-                        saved: Arc::new(saved),
-                        gamma: g.primitive,
-                        drop,
-                        shape,
-                    };
-                    prep.finish(state, y)
-                }
-                OpsKind::UnTracked(prep) => prep.finish(y),
-            }))
+            let state = |_: &NdArrayTensor| NormState {
+                saved: Arc::new(saved),
+                gamma: g.primitive.clone(),
+                drop,
+                shape,
+            };
+            Ok(record(NormBackward, [&h, &x, &g, &b], y, state))
         }
     }
 }
@@ -390,25 +391,15 @@ pub(super) fn attention_probs<B: Backend>(
                 drop,
             );
             let y = nd_tensor(y, shape.clone());
-            let prep = SoftmaxBackward
-                .prepare::<NoCheckpointing>([s.node.clone()])
-                .compute_bound()
-                .stateful();
-            Ok(from_ad(match prep {
-                OpsKind::Tracked(prep) => {
-                    let probs = match probs {
-                        Some(p) => nd_tensor(p, shape),
-                        None => y.clone(),
-                    };
-                    let state = SoftmaxState {
-                        probs,
-                        drop,
-                        width: keys,
-                    };
-                    prep.finish(state, y)
-                }
-                OpsKind::UnTracked(prep) => prep.finish(y),
-            }))
+            let state = |y: &NdArrayTensor| SoftmaxState {
+                probs: match probs {
+                    Some(p) => nd_tensor(p, shape),
+                    None => y.clone(),
+                },
+                drop,
+                width: keys,
+            };
+            Ok(record(SoftmaxBackward, [&s], y, state))
         }
     }
 }
@@ -479,22 +470,12 @@ pub(super) fn linear<B: Backend>(
                 k,
             );
             let y = nd_tensor(y, shape);
-            let nodes = [x.node.clone(), w.node.clone(), b.node.clone()];
-            let prep = LinearBackward
-                .prepare::<NoCheckpointing>(nodes)
-                .compute_bound()
-                .stateful();
-            Ok(from_ad(match prep {
-                OpsKind::Tracked(prep) => {
-                    let state = LinearState {
-                        x: x.primitive,
-                        w: w.primitive,
-                        dims: (rows, k, n),
-                    };
-                    prep.finish(state, y)
-                }
-                OpsKind::UnTracked(prep) => prep.finish(y),
-            }))
+            let state = |_: &NdArrayTensor| LinearState {
+                x: x.primitive.clone(),
+                w: w.primitive.clone(),
+                dims: (rows, k, n),
+            };
+            Ok(record(LinearBackward, [&x, &w, &b], y, state))
         }
     }
 }
