@@ -12,6 +12,7 @@ use crate::bert::{Bert, Source};
 use crate::config::TransformerConfig;
 use crate::error::{io_err, EncoderError, Result};
 use crate::fsutil::{write_dir_atomically, DirWriter};
+use crate::fused::Inference;
 use crate::lora::{LoraAdapter, LoraConfig, PeftAdapterConfig, TargetModules, PEFT_PREFIX};
 use crate::pooling::{l2_normalize, Pooling};
 use crate::st::{st_files, Prompts, StMeta};
@@ -368,15 +369,23 @@ impl<B: Backend> SentenceEncoder<B> {
         order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
         let normalize = options.normalize.unwrap_or(self.meta.st.normalize);
         let device = self.device();
+        // The CPU backend's inference forward, when the model runs on it.
+        let mut fast = Inference::new(&self.bert);
+        let dim = self.dim();
         let mut out = vec![Vec::new(); texts.len()];
         let mut done = 0;
         for chunk in order.chunks(options.batch_size) {
-            let rows: Vec<Vec<u32>> = chunk.iter().map(|&i| ids[i].clone()).collect();
-            let batch = tok.pad(&rows, prompt_len);
-            let (a, b, c) = batch.to_tensors::<B>(&device);
-            let emb = self.forward_tensors(a, b, c, prompt_len, normalize);
-            let dim = emb.dims()[1];
-            let values = tensor_values(emb, "embeddings")?;
+            let rows: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
+            let values = match fast.as_mut() {
+                Some(fast) => fast.embed(&rows, &self.meta.st.pooling, prompt_len, normalize)?,
+                None => {
+                    let owned: Vec<Vec<u32>> = rows.iter().map(|r| r.to_vec()).collect();
+                    let batch = tok.pad(&owned, prompt_len);
+                    let (a, b, c) = batch.to_tensors::<B>(&device);
+                    let emb = self.forward_tensors(a, b, c, prompt_len, normalize);
+                    tensor_values(emb, "embeddings")?
+                }
+            };
             if values.iter().any(|v| !v.is_finite()) {
                 return Err(EncoderError::NonFiniteOutput { what: "embeddings" });
             }

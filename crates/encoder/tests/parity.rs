@@ -205,3 +205,34 @@ fn minilm_save_and_reload_round_trips() {
         assert!(saved.join(f).is_file(), "saved directory lacks {f}");
     }
 }
+
+/// The inference path at batch sizes 1, 7 and 32: the reference texts include two of 256 tokens
+/// among short ones, so batches of 7 and 32 are mostly padding in a padded layout.
+#[test]
+fn minilm_parity_at_every_batch_size() {
+    let Some(dir) = minilm("minilm_parity_at_every_batch_size") else {
+        return;
+    };
+    let refs = references(&shared("refs").expect("shared"));
+    let model = SentenceEncoder::<B>::load(&dir, &Default::default()).expect("model loads");
+    let texts: Vec<&str> = refs.iter().map(|r| r.text.as_str()).collect();
+    for batch_size in [1, 7, 32] {
+        let emb = model
+            .encode(
+                &texts,
+                &EncodeOptions {
+                    batch_size,
+                    ..Default::default()
+                },
+            )
+            .expect("encode");
+        for (e, r) in emb.iter().zip(&refs) {
+            let (cos, diff) = (cosine(e, &r.embedding), max_abs_diff(e, &r.embedding));
+            assert!(
+                cos >= 0.99999 && diff <= 1e-4,
+                "batch {batch_size}, {:?}: cosine {cos}, |diff| {diff}",
+                r.text
+            );
+        }
+    }
+}

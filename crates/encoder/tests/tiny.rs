@@ -520,3 +520,83 @@ fn bad_inputs_are_errors_not_panics() {
         Err(EncoderError::Lora(_))
     ));
 }
+
+/// The CPU inference path of `encode` (texts packed without padding, fused attention) gives
+/// what the generic padded forward gives, for every pooling mode, with and without a prompt
+/// that pooling excludes, on a padding-heavy batch (one text at max_seq among short ones and an
+/// empty one) and at batch sizes 1, 7 and 32.
+#[test]
+fn inference_path_matches_generic_forward_for_every_pooling() {
+    let long = "superannuation guarantee contributions ".repeat(20);
+    let mut texts: Vec<&str> = TEXTS.to_vec();
+    texts.push(&long);
+    texts.extend(["b", "ab", "clearing house", "tfn"]);
+    let poolings = [
+        r#""pooling_mode_mean_tokens": true"#,
+        r#""pooling_mode_cls_token": true"#,
+        r#""pooling_mode_max_tokens": true"#,
+        r#""pooling_mode_mean_sqrt_len_tokens": true"#,
+        r#""pooling_mode_weightedmean_tokens": true"#,
+        r#""pooling_mode_lasttoken": true"#,
+        r#""pooling_mode_mean_tokens": true, "pooling_mode_max_tokens": true"#,
+    ];
+    let (_tmp, dir) = saved_dir();
+    for modes in poolings {
+        for include_prompt in [true, false] {
+            std::fs::write(
+                dir.join("1_Pooling/config.json"),
+                format!(
+                    r#"{{"word_embedding_dimension": 32, {modes}, "include_prompt": {include_prompt}}}"#
+                ),
+            )
+            .expect("write");
+            let model = SentenceEncoder::<B>::load(&dir, &Default::default()).expect("load");
+            for prompt in [None, Some("query: ")] {
+                let generic = model.embed(&texts, prompt).expect("generic forward");
+                let dim = generic.dims()[1];
+                let generic = generic.into_data().to_vec::<f32>().expect("f32");
+                for batch_size in [1, 7, 32] {
+                    let options = EncodeOptions {
+                        batch_size,
+                        prompt: prompt.map(str::to_string),
+                        ..Default::default()
+                    };
+                    let fast = model.encode(&texts, &options).expect("encode");
+                    for (i, (f, g)) in fast.iter().zip(generic.chunks(dim)).enumerate() {
+                        let diff = max_abs_diff(f, g);
+                        assert!(
+                            diff <= 1e-5,
+                            "{modes}, include_prompt {include_prompt}, prompt {prompt:?}, \
+                             batch {batch_size}, text {i}: |diff| {diff}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A token id past the model's word embeddings is a typed error on the inference path.
+#[test]
+fn token_ids_past_the_vocabulary_are_errors() {
+    let tokenizer = testing::tiny_tokenizer(48).expect("tokenizer");
+    // A model with fewer word embeddings than the tokenizer has ids: the tiny vocabulary ends
+    // with punctuation, whose ids the model then lacks.
+    let config =
+        TransformerConfig::tiny_bert(tokenizer.vocab_size() - 5, 32, 2, 4).expect("config");
+    let model =
+        SentenceEncoder::<B>::random(config, tokenizer, &Default::default()).expect("model");
+    let err = model
+        .encode(&["why? yes! it's - so: ok"], &EncodeOptions::default())
+        .expect_err("ids past the vocabulary");
+    assert!(
+        matches!(
+            err,
+            EncoderError::InvalidInput {
+                name: "input_ids",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}

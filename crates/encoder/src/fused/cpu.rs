@@ -479,3 +479,184 @@ pub(super) fn linear<B: Backend>(
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Inference forward (no autodiff)
+
+use super::infer::{Act, BertView, LayerView, LinearView, Mat, NormView};
+use crate::bert::Bert;
+use crate::config::Activation;
+use crate::dense::Dense;
+
+/// A linear layer's weight (adapter merged) and bias as NdArray tensors.
+struct CpuLinear {
+    w: NdArrayTensor,
+    b: NdArrayTensor,
+}
+
+struct CpuNorm {
+    gamma: NdArrayTensor,
+    beta: NdArrayTensor,
+    eps: f32,
+}
+
+struct CpuLayer {
+    query: CpuLinear,
+    key: CpuLinear,
+    value: CpuLinear,
+    attn_out: CpuLinear,
+    attn_norm: CpuNorm,
+    inter: CpuLinear,
+    out: CpuLinear,
+    out_norm: CpuNorm,
+}
+
+/// The weights of a [`Bert`] on `NdArray<f32>`, held (shared, not copied) for
+/// [`BertView`]: the inference forward of [`super::infer`].
+pub(crate) struct CpuBert {
+    word: NdArrayTensor,
+    position: NdArrayTensor,
+    token_type: NdArrayTensor,
+    emb_norm: CpuNorm,
+    layers: Vec<CpuLayer>,
+    heads: usize,
+    act: Act,
+}
+
+/// A 2-D view of an f32 tensor through its strides (`None` for other layouts).
+fn mat(t: &NdArrayTensor) -> Option<Mat<'_>> {
+    let NdArrayTensor::F32(storage) = t else {
+        return None;
+    };
+    let view = storage.view();
+    let (&[rows, cols], &[rs, cs]) = (view.shape(), view.strides()) else {
+        return None;
+    };
+    if rs < 0 || cs < 0 {
+        return None;
+    }
+    let m = Mat {
+        data: view.to_slice_memory_order()?,
+        rows,
+        cols,
+        rs: rs as usize,
+        cs: cs as usize,
+    };
+    m.in_bounds().then_some(m)
+}
+
+/// The values of a contiguous 1-D f32 tensor.
+fn vector(t: &NdArrayTensor) -> Option<&[f32]> {
+    let NdArrayTensor::F32(storage) = t else {
+        return None;
+    };
+    let view = storage.view();
+    (view.ndim() == 1).then(|| view.to_slice()).flatten()
+}
+
+fn cpu_linear<B: Backend>(d: &Dense<B>) -> Option<CpuLinear> {
+    let (w, b) = (d.merged_weight(), d.bias.val());
+    (is_f32(&w) && is_f32(&b)).then(|| CpuLinear {
+        w: nd_prim(w),
+        b: nd_prim(b),
+    })
+}
+
+fn cpu_norm<B: Backend>(norm: &LayerNorm<B>, eps: f64) -> Option<CpuNorm> {
+    let (gamma, beta) = (norm.gamma.val(), norm.beta.as_ref()?.val());
+    (is_f32(&gamma) && is_f32(&beta)).then(|| CpuNorm {
+        gamma: nd_prim(gamma),
+        beta: nd_prim(beta),
+        eps: eps as f32,
+    })
+}
+
+impl CpuBert {
+    /// The weights of `bert` when `B` is `NdArray<f32>` holding f32 tensors; `None` otherwise
+    /// (the caller then runs the generic forward).
+    pub(crate) fn new<B: Backend>(bert: &Bert<B>) -> Option<Self> {
+        if cpu::<B>() != Some(Cpu::Plain) {
+            return None;
+        }
+        let e = &bert.embeddings;
+        let table = |t: Tensor<B, 2>| is_f32(&t).then(|| nd_prim(t));
+        let act = match bert.layers.first().map(|l| l.activation) {
+            Some(Activation::GeluTanh) => Act::GeluTanh,
+            Some(Activation::Relu) => Act::Relu,
+            _ => Act::Gelu,
+        };
+        let mut layers = Vec::with_capacity(bert.layers.len());
+        for l in &bert.layers {
+            let a = &l.attention;
+            if l.activation != bert.layers[0].activation || a.heads == 0 {
+                return None;
+            }
+            layers.push(CpuLayer {
+                query: cpu_linear(&a.query)?,
+                key: cpu_linear(&a.key)?,
+                value: cpu_linear(&a.value)?,
+                attn_out: cpu_linear(&a.output)?,
+                attn_norm: cpu_norm(&a.norm, a.layer_norm_eps)?,
+                inter: cpu_linear(&l.intermediate)?,
+                out: cpu_linear(&l.output)?,
+                out_norm: cpu_norm(&l.norm, l.layer_norm_eps)?,
+            });
+        }
+        Some(Self {
+            word: table(e.word.weight.val())?,
+            position: table(e.position.weight.val())?,
+            token_type: table(e.token_type.weight.val())?,
+            emb_norm: cpu_norm(&e.norm, e.layer_norm_eps)?,
+            heads: bert.layers.first().map_or(1, |l| l.attention.heads),
+            layers,
+            act,
+        })
+    }
+
+    /// Borrowed views of every weight, with their shapes checked against one another; `None`
+    /// when a tensor's layout or shape does not fit (the caller then runs the generic forward).
+    pub(crate) fn view(&self) -> Option<BertView<'_>> {
+        let word = mat(&self.word)?;
+        let h = word.cols;
+        fn linear(l: &CpuLinear, d_in: usize, d_out: usize) -> Option<LinearView<'_>> {
+            let (w, b) = (mat(&l.w)?, vector(&l.b)?);
+            (w.rows == d_in && w.cols == d_out && b.len() == d_out).then_some(LinearView { w, b })
+        }
+        fn norm(n: &CpuNorm, h: usize) -> Option<NormView<'_>> {
+            let (gamma, beta) = (vector(&n.gamma)?, vector(&n.beta)?);
+            (gamma.len() == h && beta.len() == h).then_some(NormView {
+                gamma,
+                beta,
+                eps: n.eps,
+            })
+        }
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for l in &self.layers {
+            let i = mat(&l.inter.w)?.cols;
+            layers.push(LayerView {
+                query: linear(&l.query, h, h)?,
+                key: linear(&l.key, h, h)?,
+                value: linear(&l.value, h, h)?,
+                attn_out: linear(&l.attn_out, h, h)?,
+                attn_norm: norm(&l.attn_norm, h)?,
+                inter: linear(&l.inter, h, i)?,
+                out: linear(&l.out, i, h)?,
+                out_norm: norm(&l.out_norm, h)?,
+            });
+        }
+        let (position, token_type) = (mat(&self.position)?, mat(&self.token_type)?);
+        let fits = position.cols == h
+            && token_type.cols == h
+            && token_type.rows > 0
+            && h % self.heads == 0;
+        fits.then_some(BertView {
+            word,
+            position,
+            token_type,
+            emb_norm: norm(&self.emb_norm, h)?,
+            layers,
+            heads: self.heads,
+            act: self.act,
+        })
+    }
+}

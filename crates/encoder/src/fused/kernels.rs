@@ -11,9 +11,26 @@ use rayon::prelude::*;
 /// Rows handed to one rayon task at least (keeps task overhead small for narrow rows).
 const MIN_ROWS: usize = 16;
 
+/// Whether the CPU runs AVX-512 (F, VL, BW, DQ) besides AVX2 and FMA.
+#[inline]
+pub(crate) fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        has_avx2()
+            && std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Whether the CPU runs AVX2 and FMA (checked once; the check caches its answer).
 #[inline]
-fn has_avx2() -> bool {
+pub(crate) fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
@@ -24,10 +41,10 @@ fn has_avx2() -> bool {
     }
 }
 
-/// `fn $name(args)` runs the `#[inline(always)]` function `$generic` compiled for AVX2 + FMA
-/// when the CPU has them (loops then run 8 lanes wide instead of SSE2's 4), and as it is
-/// otherwise. Results are bit-identical either way: Rust never contracts `a * b + c` into an
-/// FMA on its own.
+/// `fn $name(args)` runs the `#[inline(always)]` function `$generic` compiled for AVX-512 when
+/// the CPU has it (loops run 16 lanes wide), for AVX2 + FMA when it has those (8 lanes), and
+/// as it is otherwise (SSE2's 4). Results are bit-identical either way: Rust never contracts
+/// `a * b + c` into an FMA on its own, and the lanes do the same operations in the same order.
 macro_rules! wide {
     ($name:ident => $generic:ident($($arg:ident: $ty:ty),* $(,)?)) => {
         wide!($name => $generic($($arg: $ty),*) -> ());
@@ -36,11 +53,19 @@ macro_rules! wide {
         fn $name($($arg: $ty),*) -> $ret {
             #[cfg(target_arch = "x86_64")]
             {
+                #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
+                unsafe fn avx512($($arg: $ty),*) -> $ret {
+                    $generic($($arg),*)
+                }
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn avx2($($arg: $ty),*) -> $ret {
                     $generic($($arg),*)
                 }
-                if has_avx2() {
+                if $crate::fused::kernels::has_avx512() {
+                    // SAFETY: the CPU has the features `avx512` is compiled for.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if $crate::fused::kernels::has_avx2() {
                     // SAFETY: the CPU has the features `avx2` is compiled for.
                     return unsafe { avx2($($arg),*) };
                 }
@@ -49,6 +74,7 @@ macro_rules! wide {
         }
     };
 }
+pub(crate) use wide;
 
 /// Dropout with probability `p`, as a per-element keep test and the survivors' scale.
 #[derive(Clone, Copy, Debug)]
@@ -129,7 +155,11 @@ pub(crate) fn exp(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0; // 1.5 · 2^23: adding it rounds to an integer
     let under = x < -87.3;
     let x = x.clamp(-87.3, 88.7);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    let shifted = x * LOG2E + ROUND;
+    let n = shifted - ROUND;
+    // n is an integer in −126..=128, held in the low mantissa bits of `shifted`: reading it
+    // there avoids a float → int conversion (Rust's saturating `as i32` does not vectorise).
+    let n_int = shifted.to_bits() as i32 - ROUND.to_bits() as i32;
     let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
     let mut p = 1.987_569_1e-4_f32;
     p = p * r + 1.398_2e-3;
@@ -138,7 +168,7 @@ pub(crate) fn exp(x: f32) -> f32 {
     p = p * r + 0.166_666_65;
     p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    let scale = f32::from_bits(((n_int + 127) as u32) << 23);
     if under {
         0.0
     } else {
@@ -163,7 +193,7 @@ fn erfc_pos(z: f32) -> f32 {
 
 /// The standard normal CDF Φ(x), without cancellation in either tail.
 #[inline(always)]
-fn normal_cdf(x: f32) -> f32 {
+pub(crate) fn normal_cdf(x: f32) -> f32 {
     let half_tail = 0.5 * erfc_pos(x.abs() * std::f32::consts::FRAC_1_SQRT_2);
     if x >= 0.0 {
         1.0 - half_tail

@@ -12,9 +12,15 @@
 #[cfg(feature = "cpu-kernels")]
 mod cpu;
 #[cfg(feature = "cpu-kernels")]
+mod infer;
+#[cfg(feature = "cpu-kernels")]
 pub(crate) mod kernels;
 
 use burn::nn::{Dropout, LayerNorm};
+
+use crate::bert::Bert;
+use crate::error::Result;
+use crate::pooling::Pooling;
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
@@ -93,6 +99,89 @@ pub(crate) fn attention_probs<B: Backend>(
         Err(inputs) => inputs,
     };
     dropout(softmax(scores + mask_bias, 3), p)
+}
+
+/// The inference forward on the CPU backend (`NdArray<f32>` with the `cpu-kernels` feature):
+/// texts packed without padding, fused attention reading heads through strides, buffers reused
+/// across batches (module `infer`). Other backends have none and run [`Bert::forward`].
+pub(crate) struct Inference {
+    #[cfg(feature = "cpu-kernels")]
+    weights: cpu::CpuBert,
+    #[cfg(feature = "cpu-kernels")]
+    workspace: infer::Workspace,
+}
+
+impl Inference {
+    /// The CPU inference forward of `bert`, when `B` is the CPU backend and every weight fits.
+    pub(crate) fn new<B: Backend>(bert: &Bert<B>) -> Option<Self> {
+        #[cfg(feature = "cpu-kernels")]
+        {
+            let weights = cpu::CpuBert::new(bert)?;
+            weights.view()?;
+            Some(Self {
+                weights,
+                workspace: infer::Workspace::default(),
+            })
+        }
+        #[cfg(not(feature = "cpu-kernels"))]
+        {
+            let _ = bert;
+            None
+        }
+    }
+
+    /// Pooled (and, with `normalize`, L2-normalised) embeddings `[texts, dim]` of unpadded
+    /// token ids, as [`Bert::forward`] then [`Pooling::forward`] compute them on the padded
+    /// batch.
+    pub(crate) fn embed(
+        &mut self,
+        ids: &[&[u32]],
+        pooling: &Pooling,
+        prompt_len: usize,
+        normalize: bool,
+    ) -> Result<Vec<f32>> {
+        #[cfg(feature = "cpu-kernels")]
+        {
+            use crate::error::EncoderError;
+            let Some(view) = self.weights.view() else {
+                return Err(EncoderError::InvalidInput {
+                    name: "weights",
+                    reason: "the model's tensors changed layout".into(),
+                });
+            };
+            let x = view
+                .forward(ids, &mut self.workspace)
+                .map_err(|e| match e {
+                    infer::InferError::TokenId { id, rows } => EncoderError::InvalidInput {
+                        name: "input_ids",
+                        reason: format!(
+                            "token id {id} is past the model's {rows} word embeddings \
+                         (the tokenizer does not match config.json's vocab_size)"
+                        ),
+                    },
+                    infer::InferError::TooLong { len, rows } => EncoderError::InvalidInput {
+                        name: "input_ids",
+                        reason: format!(
+                            "{len} tokens, more than the model's {rows} position embeddings"
+                        ),
+                    },
+                })?;
+            let lengths: Vec<usize> = ids.iter().map(|t| t.len()).collect();
+            Ok(infer::pool(
+                x,
+                view.word.cols,
+                &lengths,
+                pooling,
+                prompt_len,
+                normalize,
+            ))
+        }
+        #[cfg(not(feature = "cpu-kernels"))]
+        {
+            let _ = (ids, pooling, prompt_len, normalize);
+            unreachable!("Inference::new returns None without the cpu-kernels feature")
+        }
+    }
 }
 
 #[cfg(all(test, feature = "cpu-kernels"))]
