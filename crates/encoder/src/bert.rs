@@ -16,14 +16,14 @@ use crate::fused;
 use crate::weights::{tensor_values, NamedTensor, WeightReader};
 
 /// Where a module's weights come from.
-pub(crate) enum Source<'r, 'a> {
+pub(crate) enum Source<'r> {
     /// A safetensors file.
-    File(&'r mut WeightReader<'a>),
+    File(&'r mut WeightReader),
     /// Random initialisation (tiny test models).
     Random,
 }
 
-impl Source<'_, '_> {
+impl Source<'_> {
     fn dense<B: Backend>(
         &mut self,
         name: &str,
@@ -137,7 +137,7 @@ pub struct Embeddings<B: Backend> {
 }
 
 impl<B: Backend> Embeddings<B> {
-    fn new(cfg: &TransformerConfig, src: &mut Source<'_, '_>, device: &B::Device) -> Result<Self> {
+    fn new(cfg: &TransformerConfig, src: &mut Source<'_>, device: &B::Device) -> Result<Self> {
         let h = cfg.hidden_size;
         Ok(Self {
             word: src.embedding("embeddings.word_embeddings", cfg.vocab_size, h, device)?,
@@ -211,7 +211,7 @@ impl<B: Backend> Attention<B> {
     fn new(
         cfg: &TransformerConfig,
         prefix: &str,
-        src: &mut Source<'_, '_>,
+        src: &mut Source<'_>,
         device: &B::Device,
     ) -> Result<Self> {
         let h = cfg.hidden_size;
@@ -299,7 +299,7 @@ impl<B: Backend> Layer<B> {
     fn new(
         cfg: &TransformerConfig,
         index: usize,
-        src: &mut Source<'_, '_>,
+        src: &mut Source<'_>,
         device: &B::Device,
     ) -> Result<Self> {
         let p = format!("encoder.layer.{index}");
@@ -358,7 +358,7 @@ const MASKED: f32 = -1.0e9;
 impl<B: Backend> Bert<B> {
     pub(crate) fn new(
         cfg: &TransformerConfig,
-        src: &mut Source<'_, '_>,
+        src: &mut Source<'_>,
         device: &B::Device,
     ) -> Result<Self> {
         let embeddings = Embeddings::new(cfg, src, device)?;

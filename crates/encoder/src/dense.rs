@@ -33,7 +33,7 @@ impl<B: Backend> Dense<B> {
 
     /// Reads `{name}.weight` (`[d_out, d_in]` in the file) and `{name}.bias`.
     pub(crate) fn load(
-        reader: &mut WeightReader<'_>,
+        reader: &mut WeightReader,
         name: &str,
         d_in: usize,
         d_out: usize,

@@ -131,12 +131,10 @@ impl<B: Backend> SentenceEncoder<B> {
                 found: found.join(", "),
             });
         }
-        let bytes = std::fs::read(&weights_path).map_err(io_err(&weights_path))?;
-        let mut reader = WeightReader::new(&bytes, &weights_path)?;
+        let mut reader = WeightReader::open(&weights_path)?;
         let weight_prefix = reader.prefix();
         let bert = Bert::new(&config, &mut Source::File(&mut reader), device)?;
         let kept_tensors = reader.finish()?;
-        drop(bytes);
 
         let tokenizer = TextTokenizer::from_file(
             &tdir.join("tokenizer.json"),
@@ -622,8 +620,7 @@ impl<B: Backend> SentenceEncoder<B> {
         }
         let config = peft.to_lora()?;
         let path = dir.join("adapter_model.safetensors");
-        let bytes = std::fs::read(&path).map_err(io_err(&path))?;
-        let mut reader = WeightReader::new(&bytes, &path)?;
+        let mut reader = WeightReader::open(&path)?;
         let device = self.device();
         let with = self.with_lora(config.clone(), 0)?;
         let mut meta = (*with.meta).clone();

@@ -1,13 +1,15 @@
 //! Reading and writing `model.safetensors` with Hugging Face tensor names.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::tensor::{Dtype, Metadata, TensorInfo, TensorView};
 
-use crate::error::{EncoderError, Result};
+use crate::error::{io_err, EncoderError, Result};
 
 /// Tensors of a checkpoint that the encoder does not use but keeps, so that a saved model has
 /// the same tensor names as its source (`pooler.*`, `embeddings.position_ids`).
@@ -39,25 +41,61 @@ fn ignorable(name: &str) -> bool {
     name.starts_with("pooler.") || name == "embeddings.position_ids"
 }
 
-/// A parsed `model.safetensors`, handing out tensors by name and tracking which were used.
-pub(crate) struct WeightReader<'a> {
-    file: SafeTensors<'a>,
+/// The most header bytes a safetensors file may declare (the `safetensors` crate's limit).
+const MAX_HEADER: u64 = 100_000_000;
+
+/// A `model.safetensors` file opened for reading: its header is parsed and validated (by the
+/// `safetensors` crate's own checks, and against the file's length) up front, and each tensor's
+/// bytes are read from the file when the tensor is asked for, so that loading holds at most
+/// one tensor's bytes besides the tensors already made. Tracks which tensors were used.
+pub(crate) struct WeightReader {
+    file: File,
+    metadata: Metadata,
+    /// Where the data section starts in the file.
+    data_start: u64,
     path: PathBuf,
     prefix: &'static str,
     used: BTreeSet<String>,
     missing: Vec<String>,
 }
 
-impl<'a> WeightReader<'a> {
-    /// Parses the bytes of a safetensors file. Names may carry a `bert.` prefix.
-    pub(crate) fn new(bytes: &'a [u8], path: &Path) -> Result<Self> {
-        let file = SafeTensors::deserialize(bytes).map_err(|e| EncoderError::Safetensors {
+impl WeightReader {
+    /// Opens and validates a safetensors file. Names may carry a `bert.` prefix.
+    pub(crate) fn open(path: &Path) -> Result<Self> {
+        let bad = |reason: String| EncoderError::Safetensors {
             path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        let prefix = if file
-            .names()
-            .iter()
+            reason,
+        };
+        let mut file = File::open(path).map_err(io_err(path))?;
+        let len = file.metadata().map_err(io_err(path))?.len();
+        let mut n = [0u8; 8];
+        if len < 8 {
+            return Err(bad(format!("{len} bytes: too short for a header")));
+        }
+        file.read_exact(&mut n).map_err(io_err(path))?;
+        let n = u64::from_le_bytes(n);
+        if n > MAX_HEADER || 8 + n > len {
+            return Err(bad(format!(
+                "header length {n} does not fit a file of {len} bytes"
+            )));
+        }
+        let mut header = vec![0u8; n as usize];
+        file.read_exact(&mut header).map_err(io_err(path))?;
+        let header =
+            std::str::from_utf8(&header).map_err(|e| bad(format!("header is not UTF-8: {e}")))?;
+        let metadata: Metadata =
+            serde_json::from_str(header).map_err(|e| bad(format!("header: {e}")))?;
+        let data_start = 8 + n;
+        let data_len = metadata.data_len() as u64;
+        if data_start + data_len != len {
+            return Err(bad(format!(
+                "the header describes {data_len} bytes of tensor data, the file holds {}",
+                len - data_start
+            )));
+        }
+        let prefix = if metadata
+            .tensors()
+            .keys()
             .any(|n| n.starts_with("bert.embeddings."))
         {
             "bert."
@@ -66,6 +104,8 @@ impl<'a> WeightReader<'a> {
         };
         Ok(Self {
             file,
+            metadata,
+            data_start,
             path: path.to_path_buf(),
             prefix,
             used: BTreeSet::new(),
@@ -80,7 +120,20 @@ impl<'a> WeightReader<'a> {
 
     /// Whether the file holds tensor `name` (without prefix).
     pub(crate) fn has(&self, name: &str) -> bool {
-        self.file.tensor(&format!("{}{name}", self.prefix)).is_ok()
+        self.metadata
+            .info(&format!("{}{name}", self.prefix))
+            .is_some()
+    }
+
+    /// The stored bytes of a tensor.
+    fn bytes(&mut self, info: &TensorInfo) -> Result<Vec<u8>> {
+        let (start, end) = info.data_offsets;
+        let mut data = vec![0u8; end - start];
+        self.file
+            .seek(SeekFrom::Start(self.data_start + start as u64))
+            .and_then(|_| self.file.read_exact(&mut data))
+            .map_err(io_err(&self.path))?;
+        Ok(data)
     }
 
     /// Reads tensor `name` (without prefix) as f32 with the expected shape.
@@ -94,27 +147,34 @@ impl<'a> WeightReader<'a> {
         device: &B::Device,
     ) -> Result<Tensor<B, D>> {
         let full = format!("{}{name}", self.prefix);
-        let view = match self.file.tensor(&full) {
-            Ok(v) => v,
-            Err(_) => {
-                self.missing.push(full);
-                return Ok(Tensor::zeros(shape, device));
-            }
+        let Some(info) = self.metadata.info(&full).cloned() else {
+            self.missing.push(full);
+            return Ok(Tensor::zeros(shape, device));
         };
         self.used.insert(full.clone());
-        if view.shape() != shape {
+        if info.shape != shape {
             return Err(EncoderError::TensorShape {
                 path: self.path.clone(),
                 name: full,
                 expected: shape.to_vec(),
-                found: view.shape().to_vec(),
+                found: info.shape,
             });
         }
-        let values = to_f32(&view).ok_or_else(|| EncoderError::TensorDtype {
-            path: self.path.clone(),
+        let path = self.path.clone();
+        let dtype_error = || EncoderError::TensorDtype {
+            path: path.clone(),
             name: full.clone(),
-            dtype: format!("{:?}", view.dtype()),
-        })?;
+            dtype: format!("{:?}", info.dtype),
+        };
+        if !matches!(
+            info.dtype,
+            Dtype::F32 | Dtype::F16 | Dtype::BF16 | Dtype::F64
+        ) {
+            return Err(dtype_error());
+        }
+        let bytes = self.bytes(&info)?;
+        let values = to_f32(info.dtype, &bytes).ok_or_else(dtype_error)?;
+        drop(bytes);
         if values.iter().any(|v| !v.is_finite()) {
             return Err(EncoderError::NonFiniteTensor {
                 path: self.path.clone(),
@@ -136,20 +196,23 @@ impl<'a> WeightReader<'a> {
     }
 
     /// Reports missing and unexpected tensors; returns the ignorable ones to keep.
-    pub(crate) fn finish(self) -> Result<Vec<RawTensor>> {
+    pub(crate) fn finish(mut self) -> Result<Vec<RawTensor>> {
         self.check_missing()?;
         let mut kept = Vec::new();
         let mut unexpected = Vec::new();
-        for (name, view) in self.file.tensors() {
+        for name in self.metadata.offset_keys() {
             if self.used.contains(&name) {
                 continue;
             }
             if ignorable(name.strip_prefix(self.prefix).unwrap_or(&name)) {
+                let Some(info) = self.metadata.info(&name).cloned() else {
+                    continue;
+                };
                 kept.push(RawTensor {
+                    data: self.bytes(&info)?,
                     name,
-                    dtype: view.dtype(),
-                    shape: view.shape().to_vec(),
-                    data: view.data().to_vec(),
+                    dtype: info.dtype,
+                    shape: info.shape,
                 });
             } else {
                 unexpected.push(name);
@@ -167,9 +230,8 @@ impl<'a> WeightReader<'a> {
     }
 }
 
-fn to_f32(view: &TensorView<'_>) -> Option<Vec<f32>> {
-    let data = view.data();
-    Some(match view.dtype() {
+fn to_f32(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
+    Some(match dtype {
         Dtype::F32 => data
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
