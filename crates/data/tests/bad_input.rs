@@ -1,7 +1,5 @@
 //! Every bad-input class gives a typed error with the file and the 1-based line.
 
-mod common;
-
 use embedtune_data::{
     read_documents, read_examples, read_qrels, DataError, Dataset, ExampleReader, Format,
     PairReader, ReadOptions,
@@ -479,7 +477,7 @@ fn beir_documents_and_qrels_errors() {
 
 #[test]
 fn missing_file_and_path_in_messages() {
-    let path = common::fixture("does-not-exist.jsonl");
+    let path = crate::common::fixture("does-not-exist.jsonl");
     let err = read_examples(&path, &ReadOptions::default()).unwrap_err();
     assert!(
         matches!(&err, DataError::Io { path: p, .. } if *p == path),

@@ -1,11 +1,10 @@
 //! BEIR directories: the committed fixture, and SciFact from `$EMBEDTUNE_SHARED`.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::{fixture, shared};
 use embedtune_data::{BeirDataset, DataError, Example, ReadOptions, UnknownRef};
+
+use crate::common::{fixture, shared};
 
 #[test]
 fn fixture_corpus_queries_and_qrels() {

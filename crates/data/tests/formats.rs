@@ -1,14 +1,13 @@
 //! Each format read from the committed fixtures.
 
-mod common;
-
 use std::io::Read;
 
-use common::fixture;
 use embedtune_data::{
     read_examples, read_pairs, Dataset, EmptyTextPolicy, Example, ExampleReader, Format,
     ReadOptions,
 };
+
+use crate::common::fixture;
 
 fn ex(anchor: &str, positive: &str, negatives: &[&str]) -> Example {
     Example {

@@ -1,12 +1,11 @@
 //! Dataset statistics.
 #![cfg(feature = "tokenize")]
 
-mod common;
-
-use common::{shared, tiny_tokenizer};
 use embedtune_data::{
     BatchTokenizer, BeirDataset, DatasetStats, Example, LengthStats, ReadOptions,
 };
+
+use crate::common::{shared, tiny_tokenizer};
 
 #[test]
 fn counts_duplicates_lengths_and_truncation() {

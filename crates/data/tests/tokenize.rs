@@ -1,12 +1,11 @@
 //! Batch tokenisation: ids, masks, truncation as sentence-transformers, padding, tensors.
 #![cfg(feature = "tokenize")]
 
-mod common;
-
 use burn_ndarray::{NdArray, NdArrayDevice};
-use common::{shared, tiny_tokenizer};
 use embedtune_data::tokenizers::{TruncationParams, TruncationStrategy};
 use embedtune_data::{BatchTokenizer, DataError};
+
+use crate::common::{shared, tiny_tokenizer};
 
 // Tiny vocabulary: [CLS]=1 [SEP]=2 the=3 cat=4 sat=5 on=6 mat=7 a=8 dog=9 [PAD]=17.
 

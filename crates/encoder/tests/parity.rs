@@ -1,11 +1,10 @@
 //! Parity with sentence-transformers on all-MiniLM-L6-v2 (needs `EMBEDTUNE_SHARED`).
 
-mod common;
-
 use burn_ndarray::NdArray;
-use common::{cosine, max_abs_diff, minilm, shared};
 use embedtune_encoder::{EncodeOptions, SentenceEncoder};
 use serde_json::Value;
+
+use crate::common::{cosine, max_abs_diff, minilm, shared};
 
 type B = NdArray<f32>;
 

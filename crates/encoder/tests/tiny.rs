@@ -1,19 +1,18 @@
 //! Self-contained tests on a tiny random-weight model: the same code paths as a real model
 //! (save → load from a directory, tokenizer, pooling, LoRA), without `../shared`.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
 use burn::module::{AutodiffModule, Module};
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn_autodiff::Autodiff;
 use burn_ndarray::NdArray;
-use common::max_abs_diff;
 use embedtune_encoder::{
     testing, EncodeOptions, EncoderError, LoraConfig, SentenceEncoder, TransformerConfig,
 };
 use serde_json::Value;
+
+use crate::common::max_abs_diff;
 
 type B = NdArray<f32>;
 type AD = Autodiff<NdArray<f32>>;

@@ -1,15 +1,14 @@
 //! The evaluator on small fixtures: counts, edge cases, typed errors, reports, comparison, and
 //! a tiny random encoder end to end. None of these needs the shared assets.
 
-mod common;
-
 use burn_ndarray::NdArray;
-use common::{doc, docs, hit, qrels};
 use embedtune_encoder::{testing, Prompts, SentenceEncoder, TransformerConfig};
 use embedtune_eval::{
     compare, EvalConfig, EvalError, HnswParams, IndexConfig, IrEvaluator, MetricsConfig, Relevance,
     Report,
 };
+
+use crate::common::{doc, docs, hit, qrels};
 
 fn quiet() -> EvalConfig {
     EvalConfig {

@@ -1,11 +1,10 @@
 //! The metrics of hand-made rankings, computed by hand.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::hit;
 use embedtune_eval::{sort_ranking, EvalError, Hit, Metrics, MetricsConfig, Relevance};
+
+use crate::common::hit;
 
 fn relevant(rows: &[(&str, i32)]) -> BTreeMap<String, i32> {
     rows.iter().map(|&(d, g)| (d.to_string(), g)).collect()

@@ -1,16 +1,15 @@
 //! Parity with sentence-transformers' `InformationRetrievalEvaluator`, on the reference files
 //! of the shared assets (`EMBEDTUNE_SHARED`; each test is skipped, saying so, without it).
 
-mod common;
-
 use std::path::Path;
 
 use burn_ndarray::NdArray;
-use common::shared_dir;
 use embedtune_data::{BeirDataset, ReadOptions};
 use embedtune_encoder::SentenceEncoder;
 use embedtune_eval::{Document, EvalConfig, Hit, IrEvaluator, Metrics, MetricsConfig, Report};
 use serde_json::Value;
+
+use crate::common::shared_dir;
 
 /// The cut-offs the reference files were made with.
 fn reference_metrics() -> MetricsConfig {

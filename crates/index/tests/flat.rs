@@ -1,11 +1,10 @@
 //! Exact search against brute force, and the input errors every index shares.
 
-mod common;
-
-use common::{assert_matches_brute_force, brute_force, ids, Rng};
 use embedtune_index::{
     FlatIndex, HnswIndex, HnswParams, IndexConfig, IndexError, Item, Metric, VectorIndex,
 };
+
+use crate::common::{assert_matches_brute_force, brute_force, ids, Rng};
 
 #[test]
 fn flat_cosine_matches_brute_force() {

@@ -1,9 +1,8 @@
 //! HNSW recall against exact search on real embeddings, and its removal and rebuild.
 
-mod common;
-
-use common::{fixture, ids, read_f16, recall, shared_vectors, DIM};
 use embedtune_index::{FlatIndex, HnswIndex, HnswParams, Metric, VectorIndex};
+
+use crate::common::{fixture, ids, read_f16, recall, shared_vectors, DIM};
 
 fn build(base: &[f32], ids: &[String]) -> (HnswIndex, FlatIndex) {
     let mut hnsw = HnswIndex::new(DIM, HnswParams::default()).unwrap();

@@ -1,13 +1,12 @@
 //! Save / load round trips, and every way a file can be wrong.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::{edit_manifest, fixture, ids, rewrite_sections, Rng, DIM};
 use embedtune_index::{
     load_index, FlatIndex, HnswIndex, HnswParams, IndexError, Metric, VectorIndex, FORMAT_VERSION,
 };
+
+use crate::common::{edit_manifest, fixture, ids, rewrite_sections, Rng, DIM};
 
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()

@@ -1,7 +1,6 @@
 //! CachedLoss (GradCache) on `Autodiff<NdArray<f32>>` (see `common/cached.rs`).
-mod common;
 
-use common::cached::*;
+use crate::common::cached::*;
 
 type B = burn_autodiff::Autodiff<burn_ndarray::NdArray<f32>>;
 

@@ -1,10 +1,8 @@
 //! Bad inputs give a typed [`LossError`] naming the input, not a panic.
 
-mod common;
-
+use crate::common::{randn, tensor1, tensor2};
 use burn::tensor::Tensor;
 use burn_ndarray::NdArray;
-use common::{randn, tensor1, tensor2};
 use embedtune_losses::{
     CachedMultipleNegativesRankingLoss, CoSentLoss, ContrastiveLoss, EmbeddingLoss, LossError,
     MatryoshkaLoss, MultipleNegativesRankingLoss, MultipleNegativesSymmetricRankingLoss,

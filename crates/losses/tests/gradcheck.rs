@@ -1,12 +1,10 @@
 //! Gradients of every loss against central finite differences on `Autodiff<NdArray<f64>>`, and
 //! properties that need no reference file.
 
-mod common;
-
+use crate::common::{randn, rel_err, tensor1, tensor2, values};
 use burn::tensor::Tensor;
 use burn_autodiff::Autodiff;
 use burn_ndarray::NdArray;
-use common::{randn, rel_err, tensor1, tensor2, values};
 use embedtune_losses::{
     CoSentLoss, ContrastiveLoss, Distance, EmbeddingLoss, MatryoshkaLoss,
     MultipleNegativesRankingLoss, MultipleNegativesSymmetricRankingLoss, Similarity, TripletLoss,

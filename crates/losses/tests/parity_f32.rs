@@ -1,8 +1,9 @@
 //! Parity with sentence-transformers on `Autodiff<NdArray<f32>>`: loss and gradients within 1e-5
 //! relative (see `common/parity.rs`).
-mod common;
 
 #[test]
 fn parity_f32() {
-    common::parity::check::<burn_autodiff::Autodiff<burn_ndarray::NdArray<f32>>>("f32", 1e-5);
+    crate::common::parity::check::<burn_autodiff::Autodiff<burn_ndarray::NdArray<f32>>>(
+        "f32", 1e-5,
+    );
 }

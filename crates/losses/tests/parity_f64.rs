@@ -1,8 +1,9 @@
 //! Parity with sentence-transformers on `Autodiff<NdArray<f64>>`: loss and gradients within 1e-12
 //! relative (see `common/parity.rs`).
-mod common;
 
 #[test]
 fn parity_f64() {
-    common::parity::check::<burn_autodiff::Autodiff<burn_ndarray::NdArray<f64>>>("f64", 1e-12);
+    crate::common::parity::check::<burn_autodiff::Autodiff<burn_ndarray::NdArray<f64>>>(
+        "f64", 1e-12,
+    );
 }
