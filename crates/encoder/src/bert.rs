@@ -5,8 +5,6 @@ use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Embedding, LayerNorm, LayerNormConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Distribution, Int, Tensor};
 
 use crate::config::{Activation, TransformerConfig};
@@ -236,31 +234,14 @@ impl<B: Backend> Attention<B> {
     /// `x` `[batch, seq, hidden]`, `mask_bias` `[batch, 1, 1, seq]` (0 for tokens, a large
     /// negative number for padding).
     pub fn forward(&self, x: Tensor<B, 3>, mask_bias: Tensor<B, 4>) -> Tensor<B, 3> {
-        let [batch, seq, hidden] = x.dims();
-        let head_dim = hidden / self.heads;
-        let split = |t: Tensor<B, 3>| {
-            t.reshape([batch, seq, self.heads, head_dim])
-                .swap_dims(1, 2)
-        };
-        let scale = 1.0 / (head_dim as f64).sqrt();
-        let q = self.query.forward(x.clone());
-        let k = split(self.key.forward(x.clone()));
-        let v = split(self.value.forward(x.clone()));
-        let context = if B::ad_enabled(&x.device()) && self.attn_dropout.prob > 0.0 {
-            // Training: attention dropout needs the probabilities. Scaling q before the product
-            // is cheaper than scaling the [seq, seq] scores.
-            let scores = split(q * scale).matmul(k.swap_dims(2, 3));
-            fused::attention_probs(scores, mask_bias, self.attn_dropout.prob).matmul(v)
-        } else {
-            // Inference: the backend's fused attention (flash attention on GPU backends).
-            let options = AttentionModuleOptions {
-                scale: Some(scale),
-                softcap: None,
-                is_causal: false,
-            };
-            attention(split(q), k, v, None, Some(mask_bias), options)
-        };
-        let context = context.swap_dims(1, 2).reshape([batch, seq, hidden]);
+        let context = fused::attention(
+            self.query.forward(x.clone()),
+            self.key.forward(x.clone()),
+            self.value.forward(x.clone()),
+            mask_bias,
+            self.heads,
+            self.attn_dropout.prob,
+        );
         let out = self.output.forward(context);
         fused::residual_norm(out, x, &self.norm, self.layer_norm_eps, self.dropout.prob)
     }

@@ -660,3 +660,125 @@ impl CpuBert {
         })
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Multi-head attention (training and the generic forward's CPU path)
+
+use super::attention::{self as attn, Dims};
+
+#[derive(Debug, Clone)]
+struct AttnState {
+    q: NdArrayTensor,
+    k: NdArrayTensor,
+    v: NdArrayTensor,
+    probs: Arc<Vec<f32>>,
+    dims: Dims,
+    scale: f32,
+    drop: Dropout,
+}
+
+#[derive(Debug)]
+struct AttnBackward;
+
+impl Backward<Nd, 3> for AttnBackward {
+    type State = AttnState;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = grads.consume::<Nd>(&ops.node);
+        let s = ops.state;
+        let shape = dy.shape();
+        let (dq, dk, dv) = attn::backward(
+            (&values(&s.q), &values(&s.k), &values(&s.v)),
+            &s.probs,
+            &values(&dy),
+            s.dims,
+            s.scale,
+            s.drop,
+        );
+        let [pq, pk, pv] = ops.parents;
+        for (parent, grad) in [(pq, dq), (pk, dk), (pv, dv)] {
+            if let Some(p) = parent {
+                grads.register::<Nd>(p.id, nd_tensor(grad, shape.clone()));
+            }
+        }
+    }
+}
+
+type AttnInputs<B> = (Tensor<B, 3>, Tensor<B, 3>, Tensor<B, 3>, Tensor<B, 4>);
+
+pub(super) fn attention<B: Backend>(
+    (q, k, v): (Tensor<B, 3>, Tensor<B, 3>, Tensor<B, 3>),
+    mask_bias: Tensor<B, 4>,
+    heads: usize,
+    p: f64,
+) -> Result<Tensor<B, 3>, AttnInputs<B>> {
+    let [batch, seq, hidden] = q.dims();
+    let fits = [&q, &k, &v]
+        .iter()
+        .all(|t| is_f32(t) && t.dims() == [batch, seq, hidden])
+        && is_f32(&mask_bias)
+        && mask_bias.dims() == [batch, 1, 1, seq]
+        && heads > 0
+        && hidden % heads == 0
+        && seq > 0;
+    let Some(kind) = cpu::<B>().filter(|_| fits) else {
+        return Err((q, k, v, mask_bias));
+    };
+    let dims = Dims {
+        batch,
+        seq,
+        heads,
+        d: hidden / heads,
+    };
+    let scale = 1.0 / (dims.d as f32).sqrt();
+    let shape = Shape::new([batch, seq, hidden]);
+    match kind {
+        Cpu::Plain => {
+            let (q, k, v, m) = (nd_prim(q), nd_prim(k), nd_prim(v), nd_prim(mask_bias));
+            let (ctx, _) = attn::forward(
+                (&values(&q), &values(&k), &values(&v)),
+                &values(&m),
+                dims,
+                scale,
+                Dropout::none(),
+                false,
+            );
+            Ok(from_nd(nd_tensor(ctx, shape)))
+        }
+        Cpu::Autodiff => {
+            let (q, k, v, m) = (ad_prim(q), ad_prim(k), ad_prim(v), ad_prim(mask_bias));
+            let drop = if p > 0.0 {
+                Dropout::new(p, dropout_seed())
+            } else {
+                Dropout::none()
+            };
+            let (ctx, probs) = attn::forward(
+                (
+                    &values(&q.primitive),
+                    &values(&k.primitive),
+                    &values(&v.primitive),
+                ),
+                &values(&m.primitive),
+                dims,
+                scale,
+                drop,
+                true,
+            );
+            let state = |_: &NdArrayTensor| AttnState {
+                q: q.primitive.clone(),
+                k: k.primitive.clone(),
+                v: v.primitive.clone(),
+                probs: Arc::new(probs.unwrap_or_default()),
+                dims,
+                scale,
+                drop,
+            };
+            Ok(record(
+                AttnBackward,
+                [&q, &k, &v],
+                nd_tensor(ctx, shape),
+                state,
+            ))
+        }
+    }
+}

@@ -60,7 +60,7 @@ impl<'a> Mat<'a> {
 
 /// A raw pointer that tasks writing disjoint parts of one buffer may share.
 #[derive(Clone, Copy)]
-struct SharedMut(*mut f32);
+pub(crate) struct SharedMut(pub(crate) *mut f32);
 // SAFETY: every task that receives a `SharedMut` writes a region no other task touches (checked
 // by construction at each use), and the buffer outlives the parallel section.
 unsafe impl Send for SharedMut {}
@@ -68,7 +68,7 @@ unsafe impl Sync for SharedMut {}
 
 impl SharedMut {
     /// The pointer (a method, so that closures capture the whole `Send` wrapper).
-    fn get(&self) -> *mut f32 {
+    pub(crate) fn get(&self) -> *mut f32 {
         self.0
     }
 }
@@ -80,7 +80,7 @@ impl SharedMut {
 /// `c` must be valid for writes at `i·ldc + j` for `i < a.rows`, `j < b.cols`, and nothing else
 /// may access that region during the call. `a` and `b` must be in bounds with
 /// `a.cols == b.rows` (checked).
-unsafe fn gemm_raw(
+pub(crate) unsafe fn gemm_raw(
     a: Mat<'_>,
     b: Mat<'_>,
     c: *mut f32,
@@ -192,7 +192,7 @@ pub(crate) struct Workspace {
     inter: Vec<f32>,
 }
 
-fn sized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+pub(crate) fn sized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
     if v.len() < len {
         v.resize(len, 0.0);
     }
@@ -488,7 +488,7 @@ fn activate(x: &mut [f32], b: &[f32], act: Act) {
 /// `p ← exp(p − max p)` over one row; returns `1 / Σ`, by which the row must be scaled to be
 /// its softmax (the caller scales the much smaller context rows instead of the scores).
 #[inline(always)]
-fn softmax_row(p: &mut [f32]) -> f32 {
+pub(crate) fn softmax_row(p: &mut [f32]) -> f32 {
     // Sixteen partial maxima and sums, so that both loops vectorise.
     let mut maxes = [f32::NEG_INFINITY; 16];
     let mut chunks = p.chunks_exact(16);

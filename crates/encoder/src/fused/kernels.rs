@@ -50,7 +50,7 @@ macro_rules! wide {
         wide!($name => $generic($($arg: $ty),*) -> ());
     };
     ($name:ident => $generic:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty) => {
-        fn $name($($arg: $ty),*) -> $ret {
+        pub(crate) fn $name($($arg: $ty),*) -> $ret {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
@@ -589,23 +589,32 @@ fn gemm(
     assert!(a.0.len() >= last(m, k, a.1, a.2), "gemm: a is too short");
     assert!(b.0.len() >= last(k, n, b.1, b.2), "gemm: b is too short");
     assert!(c.len() >= m * n, "gemm: c is too short");
-    // SAFETY: the asserts above keep every index sgemm reads or writes inside the slices.
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: the asserts above keep every index the product reads or writes inside the slices.
+    // gemm's convention: c = alpha·c + beta·a·b, with (column, row) strides.
     unsafe {
-        matrixmultiply::sgemm(
+        gemm::gemm(
             m,
-            k,
             n,
-            1.0,
-            a.0.as_ptr(),
-            a.1 as isize,
-            a.2 as isize,
-            b.0.as_ptr(),
-            b.1 as isize,
-            b.2 as isize,
-            beta,
+            k,
             c.as_mut_ptr(),
-            n as isize,
             1,
+            n as isize,
+            beta != 0.0,
+            a.0.as_ptr(),
+            a.2 as isize,
+            a.1 as isize,
+            b.0.as_ptr(),
+            b.2 as isize,
+            b.1 as isize,
+            beta,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::Rayon(rayon::current_num_threads()),
         );
     }
 }

@@ -10,6 +10,8 @@
 //! check that the two agree in values and gradients.
 
 #[cfg(feature = "cpu-kernels")]
+mod attention;
+#[cfg(feature = "cpu-kernels")]
 mod cpu;
 #[cfg(feature = "cpu-kernels")]
 mod infer;
@@ -23,6 +25,8 @@ use crate::error::Result;
 use crate::pooling::Pooling;
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
+use burn::tensor::module::attention as burn_attention;
+use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::Tensor;
 
 /// A linear layer `x·W + b` for `x` `[rows, in]`, `W` `[in, out]`.
@@ -99,6 +103,45 @@ pub(crate) fn attention_probs<B: Backend>(
         Err(inputs) => inputs,
     };
     dropout(softmax(scores + mask_bias, 3), p)
+}
+
+/// Multi-head self-attention context `[batch, seq, hidden]` from the projected queries, keys
+/// and values `[batch, seq, hidden]` (heads side by side), `mask_bias` `[batch, 1, 1, seq]`
+/// (0 for tokens, a large negative number for padding) and dropout `p` on the probabilities
+/// while training: `dropout(softmax(q·kᵀ/√d + mask))·v` per head.
+pub(crate) fn attention<B: Backend>(
+    q: Tensor<B, 3>,
+    k: Tensor<B, 3>,
+    v: Tensor<B, 3>,
+    mask_bias: Tensor<B, 4>,
+    heads: usize,
+    p: f64,
+) -> Tensor<B, 3> {
+    let p = if B::ad_enabled(&q.device()) { p } else { 0.0 };
+    #[cfg(feature = "cpu-kernels")]
+    let (q, k, v, mask_bias) = match cpu::attention((q, k, v), mask_bias, heads, p) {
+        Ok(y) => return y,
+        Err(inputs) => inputs,
+    };
+    let [batch, seq, hidden] = q.dims();
+    let head_dim = hidden / heads;
+    let split = |t: Tensor<B, 3>| t.reshape([batch, seq, heads, head_dim]).swap_dims(1, 2);
+    let scale = 1.0 / (head_dim as f64).sqrt();
+    let context = if p > 0.0 {
+        // Training: attention dropout needs the probabilities. Scaling q before the product
+        // is cheaper than scaling the [seq, seq] scores.
+        let scores = split(q * scale).matmul(split(k).swap_dims(2, 3));
+        attention_probs(scores, mask_bias, p).matmul(split(v))
+    } else {
+        // The backend's fused attention (flash attention on GPU backends).
+        let options = AttentionModuleOptions {
+            scale: Some(scale),
+            softcap: None,
+            is_causal: false,
+        };
+        burn_attention(split(q), split(k), split(v), None, Some(mask_bias), options)
+    };
+    context.swap_dims(1, 2).reshape([batch, seq, hidden])
 }
 
 /// The inference forward on the CPU backend (`NdArray<f32>` with the `cpu-kernels` feature):

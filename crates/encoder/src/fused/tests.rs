@@ -338,3 +338,185 @@ fn linear_matches_burn() {
     );
     assert_close(&vals(plain), &exact.0, 1e-6, "linear, inference");
 }
+
+/// Fused multi-head attention (heads through strides, one autodiff node) against exact f64
+/// values (and burn's ops, which are further off in f32):
+/// the context and the gradients of q, k and v, with padded keys in the second text.
+#[test]
+fn attention_matches_exact_values_and_burn() {
+    let (batch, seq, hidden, heads) = (2, 7, 12, 3);
+    let shape = [batch, seq, hidden];
+    let n = batch * seq * hidden;
+    let (q, k, v, w) = (
+        rand(n, 31, 2.0),
+        rand(n, 32, 2.0),
+        rand(n, 33, 1.0),
+        rand(n, 34, 1.0),
+    );
+    let mut bias = vec![0.0; batch * seq];
+    bias[seq + 5..].iter_mut().for_each(|b| *b = -1.0e9);
+    macro_rules! run {
+        ($B:ty) => {{
+            let (qt, kt, vt) = (
+                tracked::<$B, 3>(&q, shape),
+                tracked::<$B, 3>(&k, shape),
+                tracked::<$B, 3>(&v, shape),
+            );
+            let m = tensor::<$B, 4>(&bias, [batch, 1, 1, seq]);
+            let y = super::attention(qt.clone(), kt.clone(), vt.clone(), m, heads, 0.0);
+            let g = (y.clone() * tensor::<$B, 3>(&w, shape)).sum().backward();
+            (vals(y), grad(&qt, &g), grad(&kt, &g), grad(&vt, &g))
+        }};
+    }
+    let (fy, fq, fk, fv) = run!(Fast);
+    let (ey, eq, ek, ev) = run!(Exact);
+    let (y64, q64, k64, v64) = attention64(&q, &k, &v, &w, &bias, shape, heads);
+    // The fused kernel against exact values; burn's composition as a second opinion.
+    assert_close(&fy, &y64, 1e-6, "context");
+    assert_close(&fq, &q64, 1e-5, "d q");
+    assert_close(&fk, &k64, 1e-5, "d k");
+    assert_close(&fv, &v64, 1e-5, "d v");
+    assert_close(&ey, &y64, 1e-5, "burn's context");
+    assert_close(&eq, &q64, 1e-4, "burn's d q");
+    // Inference (no autodiff) takes the same kernel.
+    let plain = super::attention(
+        tensor::<NdArray<f32>, 3>(&q, shape),
+        tensor::<NdArray<f32>, 3>(&k, shape),
+        tensor::<NdArray<f32>, 3>(&v, shape),
+        tensor::<NdArray<f32>, 4>(&bias, [batch, 1, 1, seq]),
+        heads,
+        0.1,
+    );
+    assert_close(&vals(plain), &y64, 1e-6, "context without autodiff");
+}
+
+/// Multi-head attention and the gradients of `Σ w ⊙ context` in f64: `(context, dq, dk, dv)`.
+fn attention64(
+    q: &[f64],
+    k: &[f64],
+    v: &[f64],
+    w: &[f64],
+    bias: &[f64],
+    [batch, seq, hidden]: [usize; 3],
+    heads: usize,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+    let d = hidden / heads;
+    let scale = 1.0 / (d as f64).sqrt();
+    let n = batch * seq * hidden;
+    let (mut y, mut dq, mut dk, mut dv) = (vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+    let at = |b: usize, i: usize, hd: usize, c: usize| (b * seq + i) * hidden + hd * d + c;
+    for b in 0..batch {
+        for hd in 0..heads {
+            let mut p = vec![vec![0.0f64; seq]; seq];
+            for i in 0..seq {
+                let s: Vec<f64> = (0..seq)
+                    .map(|j| {
+                        scale
+                            * (0..d)
+                                .map(|c| q[at(b, i, hd, c)] * k[at(b, j, hd, c)])
+                                .sum::<f64>()
+                            + bias[b * seq + j]
+                    })
+                    .collect();
+                let max = s.iter().fold(f64::MIN, |m, &x| m.max(x));
+                let z: f64 = s.iter().map(|x| (x - max).exp()).sum();
+                p[i] = s.iter().map(|x| (x - max).exp() / z).collect();
+            }
+            for i in 0..seq {
+                for c in 0..d {
+                    y[at(b, i, hd, c)] = (0..seq).map(|j| p[i][j] * v[at(b, j, hd, c)]).sum();
+                }
+                let dp: Vec<f64> = (0..seq)
+                    .map(|j| {
+                        (0..d)
+                            .map(|c| w[at(b, i, hd, c)] * v[at(b, j, hd, c)])
+                            .sum()
+                    })
+                    .collect();
+                let dot: f64 = (0..seq).map(|j| dp[j] * p[i][j]).sum();
+                for j in 0..seq {
+                    let ds = p[i][j] * (dp[j] - dot);
+                    for c in 0..d {
+                        dv[at(b, j, hd, c)] += p[i][j] * w[at(b, i, hd, c)];
+                        dq[at(b, i, hd, c)] += scale * ds * k[at(b, j, hd, c)];
+                        dk[at(b, j, hd, c)] += scale * ds * q[at(b, i, hd, c)];
+                    }
+                }
+            }
+        }
+    }
+    (y, dq, dk, dv)
+}
+
+/// With dropout: the fused node against the composition of burn's products with the fused
+/// softmax + dropout op, both drawing their mask from the same seed (the two number the rows
+/// of `[batch, heads, queries, keys]` alike).
+#[test]
+fn attention_with_dropout_matches_the_composition() {
+    let (batch, seq, hidden, heads) = (2, 9, 16, 4);
+    let d = hidden / heads;
+    let shape = [batch, seq, hidden];
+    let n = batch * seq * hidden;
+    let (q, k, v, w) = (
+        rand(n, 41, 2.0),
+        rand(n, 42, 2.0),
+        rand(n, 43, 1.0),
+        rand(n, 44, 1.0),
+    );
+    let mut bias = vec![0.0; batch * seq];
+    bias[seq + 6..].iter_mut().for_each(|b| *b = -1.0e9);
+    let p = 0.2;
+    let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let run = |fused: bool| {
+        Fast::seed(&Default::default(), 21);
+        let (qt, kt, vt) = (
+            tracked::<Fast, 3>(&q, shape),
+            tracked::<Fast, 3>(&k, shape),
+            tracked::<Fast, 3>(&v, shape),
+        );
+        let m = tensor::<Fast, 4>(&bias, [batch, 1, 1, seq]);
+        let y = if fused {
+            super::attention(qt.clone(), kt.clone(), vt.clone(), m, heads, p)
+        } else {
+            let split = |t: Tensor<Fast, 3>| t.reshape([batch, seq, heads, d]).swap_dims(1, 2);
+            let scores = split(qt.clone() * (1.0 / (d as f64).sqrt()))
+                .matmul(split(kt.clone()).swap_dims(2, 3));
+            super::attention_probs(scores, m, p)
+                .matmul(split(vt.clone()))
+                .swap_dims(1, 2)
+                .reshape(shape)
+        };
+        let g = (y.clone() * tensor::<Fast, 3>(&w, shape)).sum().backward();
+        (vals(y), grad(&qt, &g), grad(&kt, &g), grad(&vt, &g))
+    };
+    let (fy, fq, fk, fv) = run(true);
+    let (cy, cq, ck, cv) = run(false);
+    assert_close(&fy, &cy, 1e-6, "context");
+    assert_close(&fq, &cq, 1e-5, "d q");
+    assert_close(&fk, &ck, 1e-5, "d k");
+    assert_close(&fv, &cv, 1e-5, "d v");
+    let without = run_without_dropout(&q, &k, &v, &bias, shape, heads);
+    assert!(
+        fy.iter().zip(&without).any(|(a, b)| (a - b).abs() > 1e-4),
+        "dropout changed the context"
+    );
+}
+
+fn run_without_dropout(
+    q: &[f64],
+    k: &[f64],
+    v: &[f64],
+    bias: &[f64],
+    shape: [usize; 3],
+    heads: usize,
+) -> Vec<f64> {
+    let m = tensor::<NdArray<f32>, 4>(bias, [shape[0], 1, 1, shape[1]]);
+    vals(super::attention(
+        tensor::<NdArray<f32>, 3>(q, shape),
+        tensor::<NdArray<f32>, 3>(k, shape),
+        tensor::<NdArray<f32>, 3>(v, shape),
+        m,
+        heads,
+        0.0,
+    ))
+}
