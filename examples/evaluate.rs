@@ -131,6 +131,24 @@ impl OnBackend for Job {
         let data = BeirDataset::load_splits(&args.data, &[&args.split], &ReadOptions::default())
             .map_err(|e| e.to_string())?;
         let split = data.ir_split(&args.split).map_err(|e| e.to_string())?;
+        if let Ok(qrels) = data.qrels(&args.split) {
+            let r = qrels.report();
+            let header = r
+                .header_line
+                .map_or("no header".into(), |l| format!("header on line {l}"));
+            eprintln!(
+                "qrels {}: {:?} layout, {header}, {} rows: {} relevant, {} not relevant, \
+                 {} repeated, {} unknown queries, {} unknown documents",
+                args.split,
+                r.layout,
+                r.rows,
+                r.relevant,
+                r.not_relevant,
+                r.duplicates,
+                r.unknown_queries.len(),
+                r.unknown_docs.len()
+            );
+        }
         let evaluator = IrEvaluator::new(split, args.config()).map_err(|e| e.to_string())?;
         let model = SentenceEncoder::<B::InnerBackend>::load(&args.model, &device)
             .map_err(|e| e.to_string())?;

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
-use crate::delimited::{DelimitedSource, Row};
+use crate::delimited::DelimitedSource;
 use crate::error::{DataError, Result};
 use crate::fields;
 use crate::reader::{json_object, open_reader, ReadOptions, ReadReport};
@@ -72,9 +72,25 @@ pub struct UnknownRef {
     pub id: String,
 }
 
+/// How the columns of a qrels file were read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum QrelsLayout {
+    /// BEIR's `query-id`, `corpus-id`, `score` (tab-separated; further columns ignored).
+    #[default]
+    Beir,
+    /// TREC's four columns `query-id iteration doc-id relevance` (tabs or spaces).
+    Trec,
+}
+
 /// What reading a qrels file found besides the kept judgements.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QrelsReport {
+    /// The column layout read.
+    pub layout: QrelsLayout,
+    /// The 1-based line of the header row, `None` when the file starts with data (a first row
+    /// whose score column is a number is data).
+    pub header_line: Option<usize>,
     /// Data rows read (header excluded).
     pub rows: usize,
     /// Rows kept as relevance judgements.
@@ -119,9 +135,12 @@ impl Qrels {
     }
 }
 
-/// Reads a qrels TSV (header row, then `query-id`, `corpus-id`, `score` in the first three
-/// columns, as BEIR reads it). Rows with score <= 0, repeated pairs and ids for which
-/// `known_query` / `known_doc` say false are counted in the report and dropped.
+/// Reads a qrels file: BEIR's TSV (`query-id`, `corpus-id`, `score` in the first three columns)
+/// or TREC's `query-id iteration doc-id relevance` (four columns, tab- or space-separated), with
+/// or without a header row: a first row whose score column is a number is data. Rows with
+/// score <= 0, repeated pairs and ids for which `known_query` / `known_doc` say false are counted
+/// in the report and dropped; the report also says which layout was read and where the header
+/// was.
 pub fn read_qrels<R: BufRead>(
     reader: R,
     path: impl Into<PathBuf>,
@@ -131,28 +150,60 @@ pub fn read_qrels<R: BufRead>(
 ) -> Result<Qrels> {
     let lines = LineSource::new(reader, path.into(), opts.max_line_bytes);
     let mut rows = DelimitedSource::new(lines, '\t', opts.quoting);
-    let (header_line, columns) = rows.header().map(|(line, h)| (line, h.len()))?;
-    if columns < 3 {
-        return Err(DataError::MissingField {
-            path: rows.path().to_path_buf(),
-            line: header_line,
-            field: "a third (score) column".into(),
-        });
-    }
     let mut q = Qrels::default();
     let mut seen: HashSet<(String, String)> = HashSet::new();
-    while let Some(row) = rows.next_row() {
-        let Row {
-            line,
-            mut fields,
-            path,
-            ..
-        } = row?;
+    // (columns, query, document, score) of the layout fixed by the first row.
+    let mut columns: Option<(usize, usize, usize, usize)> = None;
+    while let Some(record) = rows.next_record() {
+        let record = record?;
+        let line = record.line;
+        let mut fields = record.fields;
+        if fields.len() == 1 {
+            // Space-separated (TREC's usual form).
+            fields = fields[0].split_whitespace().map(str::to_string).collect();
+        }
+        let path = rows.path();
         let ctx = Ctx { path, line };
+        let (width, qi, di, si) = match columns {
+            Some(c) => c,
+            None => {
+                let n = fields.len();
+                if n < 3 {
+                    return Err(DataError::MissingField {
+                        path: path.to_path_buf(),
+                        line,
+                        field: "a third (score) column".into(),
+                    });
+                }
+                let number = |i: usize| fields[i].trim().parse::<f64>().is_ok();
+                // Four columns of data are TREC's; a header row (its score column is not a
+                // number) and three columns are BEIR's.
+                let (layout, c) = if n == 4 && number(3) {
+                    (QrelsLayout::Trec, (4, 0, 2, 3))
+                } else {
+                    (QrelsLayout::Beir, (n, 0, 1, 2))
+                };
+                q.report.layout = layout;
+                columns = Some(c);
+                if !number(c.3) {
+                    q.report.header_line = Some(line);
+                    continue;
+                }
+                c
+            }
+        };
+        if fields.len() != width {
+            return Err(DataError::FieldCount {
+                path: path.to_path_buf(),
+                line,
+                expected: width,
+                found: fields.len(),
+            });
+        }
         q.report.rows += 1;
-        let score = parse_score(&ctx, &fields[2])?;
-        let doc_id = std::mem::take(&mut fields[1]).trim().to_string();
-        let query_id = std::mem::take(&mut fields[0]).trim().to_string();
+        let score = parse_score(&ctx, &fields[si])?;
+        let doc_id = std::mem::take(&mut fields[di]).trim().to_string();
+        let query_id = std::mem::take(&mut fields[qi]).trim().to_string();
         if score <= 0 {
             q.report.not_relevant += 1;
         } else if !known_query(&query_id) {
@@ -175,6 +226,11 @@ pub fn read_qrels<R: BufRead>(
                 line,
             });
         }
+    }
+    if columns.is_none() {
+        return Err(DataError::MissingHeader {
+            path: rows.path().to_path_buf(),
+        });
     }
     q.report.relevant = q.judgements.len();
     Ok(q)

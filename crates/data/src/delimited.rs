@@ -10,9 +10,11 @@ use crate::error::DataError;
 use crate::source::LineSource;
 
 /// One record: the 1-based line it starts on and its fields.
-struct Record {
-    line: usize,
-    fields: Vec<String>,
+pub(crate) struct Record {
+    /// 1-based line where the record starts.
+    pub line: usize,
+    /// The fields, unquoted, untrimmed.
+    pub fields: Vec<String>,
 }
 
 /// A data row with the header it is read against and the file it came from.
@@ -128,7 +130,7 @@ impl<R: BufRead> DelimitedSource<R> {
     }
 
     /// The next record, header or not. Empty lines between records are skipped.
-    fn next_record(&mut self) -> Option<Result<Record, DataError>> {
+    pub(crate) fn next_record(&mut self) -> Option<Result<Record, DataError>> {
         let mut fields = Vec::new();
         let mut cur = String::new();
         let mut state = State::FieldStart;

@@ -40,7 +40,8 @@ mod tokenize;
 mod types;
 
 pub use beir::{
-    read_documents, read_qrels, BeirDataset, IrSplit, Judgement, Qrels, QrelsReport, UnknownRef,
+    read_documents, read_qrels, BeirDataset, IrSplit, Judgement, Qrels, QrelsLayout, QrelsReport,
+    UnknownRef,
 };
 pub use error::{DataError, Result};
 pub use reader::{

@@ -120,3 +120,64 @@ fn scifact_counts() {
         "in vivo by diffusion tensor magnetic resonance imaging. Alterations of the architecture"
     ));
 }
+
+/// Qrels without a header row (many in the wild) and TREC's four-column layout give the same
+/// judgements, and so the same evaluation split, as the BEIR file with its header; the report
+/// says which layout was read and where the header was. (The reader used to drop line 1 as the
+/// header whatever it held, losing the first judgement of a headerless file.)
+#[test]
+fn qrels_without_header_and_trec_layout_read_alike() {
+    use embedtune_data::QrelsLayout;
+    let with_header = "query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td2\t2\nq2\td3\t1\nq3\t4\t0\n";
+    let files = [
+        (with_header.to_string(), QrelsLayout::Beir, Some(1)),
+        (
+            with_header
+                .lines()
+                .skip(1)
+                .map(|l| format!("{l}\n"))
+                .collect::<String>(),
+            QrelsLayout::Beir,
+            None,
+        ),
+        (
+            "q1 0 d1 1\nq1 0 d2 2\r\nq2 Q0 d3 1\nq3 0 4 0\n".to_string(),
+            QrelsLayout::Trec,
+            None,
+        ),
+        (
+            "q1\t0\td1\t1\nq1\t0\td2\t2\nq2\t0\td3\t1\nq3\t0\t4\t0\n".to_string(),
+            QrelsLayout::Trec,
+            None,
+        ),
+    ];
+    let mut splits = Vec::new();
+    for (text, layout, header_line) in &files {
+        let mut ds = BeirDataset::load(fixture("beir"), &ReadOptions::default()).unwrap();
+        ds.add_qrels("x", text.as_bytes(), "x.tsv", &ReadOptions::default())
+            .unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        let qrels = ds.qrels("x").unwrap();
+        let r = qrels.report();
+        assert_eq!(
+            (r.layout, r.header_line),
+            (*layout, *header_line),
+            "{text:?}"
+        );
+        assert_eq!((r.rows, r.relevant, r.not_relevant), (4, 3, 1), "{text:?}");
+        let judged: Vec<(&str, &str, i32)> = qrels
+            .judgements()
+            .iter()
+            .map(|j| (j.query_id.as_str(), j.doc_id.as_str(), j.score))
+            .collect();
+        assert_eq!(
+            judged,
+            [("q1", "d1", 1), ("q1", "d2", 2), ("q2", "d3", 1)],
+            "{text:?}"
+        );
+        splits.push(ds.ir_split("x").unwrap());
+    }
+    assert!(
+        splits.windows(2).all(|w| w[0] == w[1]),
+        "evaluation splits differ"
+    );
+}

@@ -121,6 +121,21 @@ pub enum EncoderError {
         /// The tokenizer's message.
         reason: String,
     },
+    /// The tokenizer produces token ids the model has no embedding for.
+    #[error(
+        "{tokenizer} gives token ids up to {max_id}, but {config} has vocab_size {vocab_size} \
+         (the tokenizer does not belong to this model)"
+    )]
+    VocabMismatch {
+        /// The tokenizer file.
+        tokenizer: PathBuf,
+        /// The model configuration file.
+        config: PathBuf,
+        /// The largest id the tokenizer produces.
+        max_id: u32,
+        /// The model's word-embedding rows.
+        vocab_size: usize,
+    },
     /// An input text is empty (or only whitespace).
     #[error("text {index} is empty")]
     EmptyText {

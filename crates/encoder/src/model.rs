@@ -57,6 +57,21 @@ impl<B: Backend> ModuleMapper<B> for RequireGrad {
     }
 }
 
+/// Fails when the tokenizer can produce an id past the model's word embeddings (a tokenizer from
+/// another model, or `added_tokens` beyond `vocab_size`): once, at load, instead of an index
+/// error inside the backend at the first text that holds such a token.
+fn check_vocab(tokenizer: &TextTokenizer, config: &TransformerConfig, path: &Path) -> Result<()> {
+    match tokenizer.max_token_id() {
+        Some(max_id) if max_id as usize >= config.vocab_size => Err(EncoderError::VocabMismatch {
+            tokenizer: tokenizer.path().to_path_buf(),
+            config: path.to_path_buf(),
+            max_id,
+            vocab_size: config.vocab_size,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Options of [`SentenceEncoder::encode`].
 #[derive(Debug, Clone)]
 pub struct EncodeOptions {
@@ -142,6 +157,7 @@ impl<B: Backend> SentenceEncoder<B> {
             config.pad_token_id,
         )?
         .with_lowercase(st.do_lower_case);
+        check_vocab(&tokenizer, &config, &tdir.join("config.json"))?;
         let mut tokenizer_files = Vec::new();
         for name in TOKENIZER_FILES {
             let p = tdir.join(name);
@@ -171,6 +187,7 @@ impl<B: Backend> SentenceEncoder<B> {
         tokenizer: TextTokenizer,
         device: &B::Device,
     ) -> Result<Self> {
+        check_vocab(&tokenizer, &config, Path::new("<config>"))?;
         let bert = Bert::new(&config, &mut Source::Random, device)?;
         let st = StMeta {
             transformer_dir: PathBuf::new(),

@@ -146,6 +146,17 @@ impl TextTokenizer {
         self.inner.get_vocab_size(true)
     }
 
+    /// The largest token id the tokenizer can produce (its vocabulary and added tokens), `None`
+    /// for an empty vocabulary.
+    pub fn max_token_id(&self) -> Option<u32> {
+        self.inner.get_vocab(true).into_values().max()
+    }
+
+    /// The tokenizer file this tokenizer was read from (`<in memory>` and the like otherwise).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The wrapped `tokenizers` tokenizer (with this crate's truncation applied).
     pub fn inner(&self) -> &Tokenizer {
         &self.inner

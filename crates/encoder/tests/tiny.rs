@@ -575,27 +575,49 @@ fn inference_path_matches_generic_forward_for_every_pooling() {
     }
 }
 
-/// A token id past the model's word embeddings is a typed error on the inference path.
+/// A tokenizer that produces ids past the model's word embeddings is refused when the model is
+/// made or loaded, naming both files (the case: an `added_tokens` entry with
+/// id = `vocab_size`, which used to panic inside burn-ndarray at the first text holding it).
 #[test]
-fn token_ids_past_the_vocabulary_are_errors() {
+fn tokenizer_ids_past_the_vocabulary_are_refused_at_load() {
     let tokenizer = testing::tiny_tokenizer(48).expect("tokenizer");
-    // A model with fewer word embeddings than the tokenizer has ids: the tiny vocabulary ends
-    // with punctuation, whose ids the model then lacks.
     let config =
         TransformerConfig::tiny_bert(tokenizer.vocab_size() - 5, 32, 2, 4).expect("config");
-    let model =
-        SentenceEncoder::<B>::random(config, tokenizer, &Default::default()).expect("model");
-    let err = model
-        .encode(&["why? yes! it's - so: ok"], &EncodeOptions::default())
-        .expect_err("ids past the vocabulary");
+    let err = SentenceEncoder::<B>::random(config, tokenizer, &Default::default())
+        .expect_err("a model smaller than its tokenizer");
+    assert!(matches!(err, EncoderError::VocabMismatch { .. }), "{err}");
+
+    let (_tmp, dir) = saved_dir();
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).expect("read"))
+            .expect("json");
+    let vocab_size = config["vocab_size"].as_u64().expect("vocab_size");
+    edit_json(&dir.join("tokenizer.json"), |v| {
+        v["added_tokens"]
+            .as_array_mut()
+            .expect("added_tokens")
+            .push(
+                serde_json::json!({"id": vocab_size, "content": "[NEW]", "single_word": false,
+                "lstrip": false, "rstrip": false, "normalized": false, "special": true}),
+            );
+    });
+    let err = SentenceEncoder::<B>::load(&dir, &Default::default()).expect_err("mismatch");
+    match &err {
+        EncoderError::VocabMismatch {
+            tokenizer,
+            config,
+            max_id,
+            vocab_size: n,
+        } => {
+            assert!(tokenizer.ends_with("tokenizer.json"), "{err}");
+            assert!(config.ends_with("config.json"), "{err}");
+            assert_eq!((*max_id as u64, *n as u64), (vocab_size, vocab_size));
+        }
+        other => panic!("expected VocabMismatch, got {other}"),
+    }
+    let message = err.to_string();
     assert!(
-        matches!(
-            err,
-            EncoderError::InvalidInput {
-                name: "input_ids",
-                ..
-            }
-        ),
-        "{err}"
+        message.contains("tokenizer.json") && message.contains("config.json"),
+        "{message}"
     );
 }

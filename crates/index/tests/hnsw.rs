@@ -149,3 +149,29 @@ fn hnsw_compact_keeps_results_and_additions_work() {
         .compact()
         .unwrap();
 }
+
+/// Many tiny graphs, built while other threads are busy (as in a loaded CI run): every point
+/// must be reachable from the entry point, so a search for k = n returns all n points. Parallel
+/// insertion of a graph's first points could leave one without links (an evaluator test on a
+/// 4-document corpus once found nothing under load).
+#[test]
+fn hnsw_tiny_graphs_link_every_point() {
+    use rayon::prelude::*;
+    let dim = 2;
+    (0..400u32).into_par_iter().for_each(|seed| {
+        let n = 3 + (seed as usize % 6);
+        let base: Vec<f32> = (0..n)
+            .flat_map(|i| {
+                let a = (seed as f32 * 0.37 + i as f32 * 1.9).sin() * 3.1;
+                [a.cos(), a.sin()]
+            })
+            .collect();
+        let ids: Vec<String> = (0..n).map(|i| format!("d{i}")).collect();
+        let mut hnsw = HnswIndex::new(dim, HnswParams::default()).unwrap();
+        hnsw.add(&ids, &base).unwrap();
+        for q in base.chunks(dim) {
+            let found = hnsw.search(q, n).unwrap();
+            assert_eq!(found.len(), n, "seed {seed}: {found:?}");
+        }
+    });
+}

@@ -36,6 +36,17 @@ pub enum TrainError {
         /// The value.
         value: f64,
     },
+    /// The gradients' global norm became NaN or infinite: the step is not applied.
+    #[error(
+        "the gradient norm is {value} at step {step}: training stopped before applying it; \
+         the last checkpoint is intact"
+    )]
+    NonFiniteGradNorm {
+        /// Optimiser step (1-based) at which it happened.
+        step: u64,
+        /// The value.
+        value: f64,
+    },
     /// A checkpoint could not be written or read.
     #[error("checkpoint: {0}")]
     Checkpoint(String),

@@ -258,6 +258,15 @@ impl<'e, B: AutodiffBackend> Trainer<'e, B> {
                 } else {
                     grad_norm::<B, _>(&model, &grads)
                 };
+                if !norm.is_finite() {
+                    // As for a non-finite loss: no step, no checkpoint, no log line that
+                    // could not be read back.
+                    progress.abandon();
+                    return Err(TrainError::NonFiniteGradNorm {
+                        step: step + 1,
+                        value: norm,
+                    });
+                }
                 model = adam.step(lr, model, grads);
                 let secs = t0.elapsed().as_secs_f64();
                 train_seconds += secs;

@@ -322,6 +322,41 @@ fn non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint() {
     assert_eq!(loaded.state.step, step - 1);
 }
 
+/// Gradients too large for their f32 squared sum (MNRL with an absurd logit scale: the loss
+/// stays finite, the gradients reach ~1e20) give a non-finite global norm: a typed error before
+/// the step, no checkpoint, and a log that reads back (it used to apply the step and write
+/// `grad_norm: null`).
+#[test]
+fn non_finite_gradient_norm_stops_before_the_step() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = TrainConfig {
+        loss: LossConfig::Mnrl { scale: 1e20 },
+        save_steps: Some(1),
+        ..settings()
+    };
+    let err = Trainer::<AD>::new(cfg, dir.path())
+        .expect("t")
+        .train(tiny_model(), &examples(), None)
+        .err()
+        .expect("training with gradients past f32 must stop");
+    match &err {
+        TrainError::NonFiniteGradNorm { step: 1, value } => assert!(!value.is_finite()),
+        other => panic!("expected NonFiniteGradNorm at step 1, got {other}"),
+    }
+    assert!(err.to_string().contains("step 1"), "{err}");
+    assert!(
+        !dir.path().join("checkpoints/step-1").exists(),
+        "no checkpoint of the failed step"
+    );
+    if let Ok(log) = std::fs::read_to_string(dir.path().join("train_log.jsonl")) {
+        for line in log.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).expect("log line reads back");
+            assert!(v.get("grad_norm").is_none_or(|g| g.is_number()), "{line}");
+        }
+    }
+}
+
 fn err_message_names_step(step: u64) -> bool {
     TrainError::NonFiniteLoss {
         step,

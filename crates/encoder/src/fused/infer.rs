@@ -15,7 +15,7 @@
 
 use rayon::prelude::*;
 
-use super::kernels::{exp, normal_cdf, wide};
+use super::kernels::{exp, mean_rstd, normal_cdf, wide};
 use crate::pooling::{Pooling, PoolingMode};
 
 /// Rows of an element-wise pass handed to one rayon task at least.
@@ -398,8 +398,8 @@ fn embed_row(out: &mut [f32], w: &[f32], p: &[f32], t: &[f32]) {
 }
 wide!(embed_row_wide => embed_row(out: &mut [f32], w: &[f32], p: &[f32], t: &[f32]));
 
-/// `x ← LayerNorm(x + h + b)` over one row (`h`, `b` optional), statistics in f64 as the
-/// training kernel computes them.
+/// `x ← LayerNorm(x + h + b)` over one row (`h`, `b` optional), with the training kernel's row
+/// statistics.
 #[inline(always)]
 fn add_norm_row(
     x: &mut [f32],
@@ -414,19 +414,7 @@ fn add_norm_row(
             *x += h + b;
         }
     }
-    let width = x.len() as f64;
-    let mut sum = 0.0f64;
-    for &v in x.iter() {
-        sum += f64::from(v);
-    }
-    let mean64 = sum / width;
-    let mut var = 0.0f64;
-    for &v in x.iter() {
-        let d = f64::from(v) - mean64;
-        var += d * d;
-    }
-    let mean = mean64 as f32;
-    let r = (1.0 / (var / width + f64::from(eps)).sqrt()) as f32;
+    let (mean, r) = mean_rstd(x, eps);
     for ((x, &g), &b) in x.iter_mut().zip(gamma).zip(beta) {
         *x = (*x - mean) * r * g + b;
     }

@@ -268,6 +268,26 @@ pub(crate) struct NormSaved {
     pub rstd: Vec<f32>,
 }
 
+/// The mean and `1 / sqrt(variance + eps)` of one LayerNorm row. The statistics accumulate in
+/// f64: a row of 1,024 f32 values summed in f32 loses ~1e-5 relative, which the backward
+/// pass's cancellations magnify.
+#[inline(always)]
+pub(crate) fn mean_rstd(row: &[f32], eps: f32) -> (f32, f32) {
+    let width = row.len() as f64;
+    let mut sum = 0.0f64;
+    for &v in row {
+        sum += f64::from(v);
+    }
+    let mean = sum / width;
+    let mut var = 0.0f64;
+    for &v in row {
+        let d = f64::from(v) - mean;
+        var += d * d;
+    }
+    let r = 1.0 / (var / width + f64::from(eps)).sqrt();
+    (mean as f32, r as f32)
+}
+
 /// One row of [`residual_norm`]: `o` gets the output, `xh` the normalised sum; returns 1/std.
 #[inline(always)]
 fn norm_row(
@@ -278,25 +298,12 @@ fn norm_row(
     (gamma, beta): (&[f32], &[f32]),
     eps: f32,
 ) -> f32 {
-    let width = o.len() as f32;
-    let _ = width;
     // o holds the mask, then the sum, then the output.
     drop.row_factors(row, o);
-    // Row statistics accumulate in f64: a row of 1,024 f32 values summed in f32 loses
-    // ~1e-5 relative, which the backward pass's cancellations magnify.
-    let mut sum = 0.0f64;
     for ((o, &h), &x) in o.iter_mut().zip(h).zip(x) {
         *o = h * *o + x;
-        sum += f64::from(*o);
     }
-    let mean64 = sum / f64::from(width);
-    let mut var = 0.0f64;
-    for &s in o.iter() {
-        let d = f64::from(s) - mean64;
-        var += d * d;
-    }
-    let mean = mean64 as f32;
-    let r = (1.0 / (var / f64::from(width) + f64::from(eps)).sqrt()) as f32;
+    let (mean, r) = mean_rstd(o, eps);
     for (((o, xh), &g), &b) in o.iter_mut().zip(xh.iter_mut()).zip(gamma).zip(beta) {
         let n = (*o - mean) * r;
         *xh = n;

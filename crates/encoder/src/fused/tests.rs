@@ -378,6 +378,8 @@ fn attention_matches_exact_values_and_burn() {
     assert_close(&fv, &v64, 1e-5, "d v");
     assert_close(&ey, &y64, 1e-5, "burn's context");
     assert_close(&eq, &q64, 1e-4, "burn's d q");
+    assert_close(&ek, &k64, 1e-4, "burn's d k");
+    assert_close(&ev, &v64, 1e-4, "burn's d v");
     // Inference (no autodiff) takes the same kernel.
     let plain = super::attention(
         tensor::<NdArray<f32>, 3>(&q, shape),

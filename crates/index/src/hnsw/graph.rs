@@ -15,6 +15,9 @@ use super::HnswParams;
 use crate::error::IndexError;
 use crate::kernels;
 
+/// The first points of a graph are inserted one at a time (see `Graph::insert`).
+const SERIAL_FIRST: usize = 256;
+
 /// Cosine distance between unit vectors: `1 − dot`, clamped at 0.
 ///
 /// `hnsw_rs` asserts that distances are never negative; rounding can make the dot product of
@@ -71,7 +74,19 @@ impl OwnedGraph {
             .enumerate()
             .map(|(i, row)| (row, first_slot + i))
             .collect();
-        self.with_dependent(|_, g| g.parallel_insert_slice(&items));
+        // Parallel insertion races while the graph is small: points inserted while the entry
+        // point is being chosen can be left without links (a search from the entry point then
+        // misses them). The first points of a graph go in one by one; the rest in parallel.
+        let serial = items.len().min(SERIAL_FIRST.saturating_sub(first_slot));
+        let (first, rest) = items.split_at(serial);
+        self.with_dependent(|_, g| {
+            for &item in first {
+                g.insert_slice(item);
+            }
+            if !rest.is_empty() {
+                g.parallel_insert_slice(&rest.to_vec());
+            }
+        });
     }
 
     /// Up to `k` (slot, cosine similarity) pairs for a unit-norm query; with `live`, only slots
