@@ -645,9 +645,12 @@ impl CpuBert {
             });
         }
         let (position, token_type) = (mat(&self.position)?, mat(&self.token_type)?);
+        // Embedding rows are read as slices: the tables must be row-major (as loaded).
+        let row_major = |m: &Mat<'_>| m.cs == 1 && m.rs == h;
         let fits = position.cols == h
             && token_type.cols == h
             && token_type.rows > 0
+            && [&word, &position, &token_type].into_iter().all(row_major)
             && h % self.heads == 0;
         fits.then_some(BertView {
             word,

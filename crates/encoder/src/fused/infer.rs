@@ -265,16 +265,15 @@ impl BertView<'_> {
         Ok(&ws.x[..total * h])
     }
 
-    /// Word + position + token-type embeddings and their LayerNorm, one row per token.
+    /// Word + position + token-type embeddings and their LayerNorm, one row per token (the
+    /// tables are row-major: [`BertView`]'s constructor checks it).
     fn embed(&self, ids: &[&[u32]], x: &mut [f32]) {
         let h = self.hidden();
-        let row = |m: &Mat<'_>, i: usize| -> Vec<f32> {
-            (0..h).map(|j| m.data[i * m.rs + j * m.cs]).collect()
-        };
-        let contiguous = |m: &Mat<'_>| m.cs == 1;
-        let type0 = row(&self.token_type, 0);
+        fn row<'a>(m: Mat<'a>, i: usize, h: usize) -> &'a [f32] {
+            &m.data[i * m.rs..][..h]
+        }
+        let type0 = row(self.token_type, 0, h);
         let norm = &self.emb_norm;
-        let (word, position) = (&self.word, &self.position);
         // Token (text t, position p) → row offsets[t] + p.
         let rows: Vec<(u32, usize)> = ids
             .iter()
@@ -284,15 +283,8 @@ impl BertView<'_> {
             .zip(rows.par_iter())
             .with_min_len(MIN_ROWS)
             .for_each(|(out, &(id, p))| {
-                if contiguous(word) && contiguous(position) {
-                    let w = &word.data[id as usize * word.rs..][..h];
-                    let q = &position.data[p * position.rs..][..h];
-                    embed_row_wide(out, w, q, &type0);
-                } else {
-                    let w = row(word, id as usize);
-                    let q = row(position, p);
-                    embed_row_wide(out, &w, &q, &type0);
-                }
+                let (w, q) = (row(self.word, id as usize, h), row(self.position, p, h));
+                embed_row_wide(out, w, q, type0);
                 add_norm_row_wide(out, None, None, norm.gamma, norm.beta, norm.eps);
             });
     }
@@ -313,10 +305,13 @@ impl BertView<'_> {
         let total = x.len() / h;
         let xm = Mat::row_major(x, total, h);
         // Q, K and V side by side: [tokens, 3h], biases first, products accumulated onto them.
-        for (i, lin) in [&l.query, &l.key, &l.value].into_iter().enumerate() {
-            qkv.par_chunks_mut(3 * h)
-                .with_min_len(64)
-                .for_each(|row| row[i * h..(i + 1) * h].copy_from_slice(lin.b));
+        let parts = [&l.query, &l.key, &l.value];
+        qkv.par_chunks_mut(3 * h).with_min_len(64).for_each(|row| {
+            for (dst, lin) in row.chunks_exact_mut(h).zip(parts) {
+                dst.copy_from_slice(lin.b);
+            }
+        });
+        for (i, lin) in parts.into_iter().enumerate() {
             gemm_into(xm, lin.w, &mut qkv[i * h..], 3 * h, true);
         }
         self.attention(qkv, ids, offsets, ctx);
