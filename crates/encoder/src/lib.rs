@@ -62,7 +62,9 @@ pub use bert::{Attention, Bert, Embeddings, Layer};
 pub use config::{Activation, Architecture, TransformerConfig};
 pub use dense::Dense;
 pub use error::{EncoderError, Result};
-pub use fsutil::{write_dir_atomically, write_file_atomically, write_into_dir, DirWriter};
+pub use fsutil::{
+    recover_interrupted, write_dir_atomically, write_file_atomically, write_into_dir, DirWriter,
+};
 pub use lora::{LoraAdapter, LoraConfig};
 pub use model::{EncodeOptions, SentenceEncoder};
 pub use pooling::{l2_normalize, Pooling, PoolingMode};

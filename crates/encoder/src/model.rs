@@ -111,6 +111,8 @@ impl<B: Backend> SentenceEncoder<B> {
     /// directory, which gets mean pooling without normalisation).
     pub fn load(dir: impl AsRef<Path>, device: &B::Device) -> Result<Self> {
         let dir = dir.as_ref();
+        // A save into `dir` killed half-way is completed or rolled back first.
+        crate::fsutil::recover_interrupted(dir)?;
         if !dir.is_dir() {
             return Err(EncoderError::MissingFile {
                 path: dir.to_path_buf(),
@@ -503,6 +505,15 @@ impl<B: Backend> SentenceEncoder<B> {
             if !config.matches(name) {
                 return Ok(dense);
             }
+            // Checked before anything is allocated: an absurd rank (e.g. from a corrupted
+            // adapter_config.json) must not reach the allocator.
+            let smaller = dense.d_in().min(dense.d_out());
+            if config.r > smaller {
+                return Err(EncoderError::Lora(format!(
+                    "rank r = {} exceeds {name}'s smaller dimension {smaller}",
+                    config.r
+                )));
+            }
             counter += 1;
             let adapter = LoraAdapter::init(
                 dense.d_in(),
@@ -622,6 +633,7 @@ impl<B: Backend> SentenceEncoder<B> {
     /// PEFT) onto this base model.
     pub fn load_lora_adapter(self, dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
+        crate::fsutil::recover_interrupted(dir)?;
         let cfg_path = dir.join("adapter_config.json");
         let text = std::fs::read_to_string(&cfg_path).map_err(io_err(&cfg_path))?;
         let peft: PeftAdapterConfig =

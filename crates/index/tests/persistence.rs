@@ -333,3 +333,75 @@ fn tampered_hnsw_dumps_never_reach_hnsw_rs() {
     eprintln!("tampered dumps: {rejected} rejected, {accepted} accepted (harmless changes)");
     assert!(rejected > 100);
 }
+
+/// Makes `dir` read-only for as long as it lives: `chattr +i` where the file system allows it
+/// (it binds root too, and tests often run as root), else mode 0555.
+struct ReadOnly<'a> {
+    dir: &'a Path,
+    immutable: bool,
+}
+
+impl<'a> ReadOnly<'a> {
+    fn new(dir: &'a Path) -> Self {
+        let immutable = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !immutable {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+        }
+        Self { dir, immutable }
+    }
+
+    /// Whether creating a file in the directory really fails.
+    fn effective(&self) -> bool {
+        let probe = self.dir.join("probe");
+        let refused = std::fs::write(&probe, b"x").is_err();
+        let _ = std::fs::remove_file(&probe);
+        refused
+    }
+}
+
+impl Drop for ReadOnly<'_> {
+    fn drop(&mut self) {
+        if self.immutable {
+            let _ = std::process::Command::new("chattr")
+                .arg("-i")
+                .arg(self.dir)
+                .status();
+        } else {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(self.dir, std::fs::Permissions::from_mode(0o755));
+        }
+    }
+}
+
+#[test]
+fn indexes_load_from_a_read_only_directory() {
+    let (index, _, queries) = hnsw_fixture(300);
+    let dir = tmp();
+    let (hnsw, flat) = (dir.path().join("hnsw.idx"), dir.path().join("flat.idx"));
+    index.save(&hnsw).unwrap();
+    small_flat().save(&flat).unwrap();
+    let guard = ReadOnly::new(dir.path());
+    if !guard.effective() {
+        eprintln!("skipped: cannot make a directory read-only here (root without chattr)");
+        return;
+    }
+    let loaded = HnswIndex::load(&hnsw).unwrap();
+    assert_eq!(
+        loaded.search_batch(&queries, 5).unwrap(),
+        index.search_batch(&queries, 5).unwrap()
+    );
+    assert_eq!(load_index(&flat).unwrap().kind(), "flat");
+    drop(guard);
+    let mut names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["flat.idx", "hnsw.idx"]);
+}

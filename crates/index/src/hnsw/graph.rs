@@ -142,7 +142,7 @@ impl OwnedGraph {
         })
     }
 
-    /// The dump's graph and data streams, written through a scratch directory in `dir`.
+    /// The dump's graph and data streams, written through a scratch directory made in `dir`.
     /// The graph must not be empty (`hnsw_rs` cannot dump a graph without an entry point).
     pub(super) fn dump_bytes(&self, dir: &Path) -> Result<(Vec<u8>, Vec<u8>), IndexError> {
         let scratch = scratch_dir(dir)?;

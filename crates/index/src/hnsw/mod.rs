@@ -329,8 +329,9 @@ impl HnswIndex {
                 },
                 DumpError::Corrupt(reason) => corrupted(reason),
             })?;
-            let dir = file::parent_dir(file.path());
-            OwnedGraph::from_dump_bytes(dir, graph_bytes, data_bytes)?
+            // hnsw_rs reloads only from files: they go to the system's temporary directory,
+            // never beside the index (which may be read-only or shared).
+            OwnedGraph::from_dump_bytes(&std::env::temp_dir(), graph_bytes, data_bytes)?
         };
         Ok(HnswIndex {
             dim: m.dim,
@@ -401,7 +402,7 @@ impl VectorIndex for HnswIndex {
             // hnsw_rs cannot dump a graph without an entry point
             return file::write(path, Kind::Hnsw, &manifest, &[&[], &[]]);
         }
-        let (graph, data) = self.graph.dump_bytes(file::parent_dir(path))?;
+        let (graph, data) = self.graph.dump_bytes(&std::env::temp_dir())?;
         file::write(path, Kind::Hnsw, &manifest, &[&graph, &data])
     }
 }
