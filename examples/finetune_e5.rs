@@ -8,6 +8,7 @@
 //!     [--max-seq-len N] [--loss mnrl|cached-mnrl|symmetric-mnrl|triplet|matryoshka] [--mini-batch N]
 //!     [--lora-r N --lora-alpha F --lora-dropout F] [--mine-hard-negatives N]
 //!     [--prompts e5|bge|none|auto] [--eval-split test] [--device cpu|cuda]
+//!     [--save-steps N] [--resume DIR/checkpoints/step-N | --overwrite]
 //! ```
 //!
 //! With no arguments it fine-tunes all-MiniLM-L6-v2 on the bundled superannuation demo set
@@ -32,7 +33,8 @@ use embedtune_encoder::{write_file_atomically, LoraConfig, Prompts, SentenceEnco
 use embedtune_eval::{compare, EvalConfig, IrEvaluator, Report};
 use embedtune_train::mining::{mine_hard_negatives, write_grouped_jsonl, MiningConfig};
 use embedtune_train::{
-    peak_memory_mib, plot, EvalRecord, IrEvaluation, LossConfig, TrainConfig, Trainer,
+    check_output_dir, peak_memory_mib, plot, EvalRecord, IrEvaluation, LossConfig, TrainConfig,
+    TrainError, Trainer,
 };
 use serde_json::json;
 
@@ -136,6 +138,10 @@ struct Args {
     /// Continue the run saved in this checkpoint directory.
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// Start a fresh run in an output directory that already holds one, replacing its
+    /// checkpoints, log, model and report (without it such a directory is refused).
+    #[arg(long)]
+    overwrite: bool,
     /// Reuse the zero-shot metrics in this report (the evaluate example's `--output` for the
     /// same model, data, split and prompts) instead of evaluating before training.
     #[arg(long)]
@@ -231,6 +237,20 @@ impl OnBackend for Job {
             }
             None => embedtune::default_model()?,
         };
+        // Before anything is computed or written: never into (or around) the starting model,
+        // never over another run unless asked.
+        check_output_dir(
+            &args.output,
+            Some(&model_dir),
+            args.resume.is_some(),
+            args.overwrite,
+        )
+        .map_err(|e| match e {
+            TrainError::OutputNotEmpty { .. } => {
+                format!("{e} (--resume DIR/checkpoints/step-N, or --overwrite)")
+            }
+            e => e.to_string(),
+        })?;
         let (examples, eval_data, corpus) = load_data(&args)?;
         eprintln!(
             "model {} | {} training examples | device {}",
@@ -358,7 +378,9 @@ impl OnBackend for Job {
             progress_bar: !args.quiet,
             ..Default::default()
         };
-        let mut trainer = Trainer::<B>::new(config.clone(), &args.output).map_err(err)?;
+        let mut trainer = Trainer::<B>::new(config.clone(), &args.output)
+            .map_err(err)?
+            .overwrite(args.overwrite);
         if let Some(e) = evaluation.as_mut() {
             trainer = trainer.with_evaluator(e);
         }

@@ -13,7 +13,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use burn::tensor::backend::AutodiffBackend;
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::Tensor;
+use embedtune_data::Example;
 use embedtune_encoder::{write_dir_atomically, SentenceEncoder};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
@@ -21,10 +24,100 @@ use serde::{Deserialize, Serialize};
 use crate::config::TrainConfig;
 use crate::error::{io_err, Result, TrainError};
 use crate::log::{EvalRecord, StepRecord};
-use crate::optim::AdamW;
+use crate::optim::{trainable_sizes, AdamW};
 use crate::trainer::Best;
 
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
+
+/// What a checkpoint must have been made from to be resumed: the starting model's weights and
+/// the prepared training data, each as a 64-bit fingerprint (hex).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprints {
+    /// The starting model: every parameter's path, shape and values (before LoRA adapters).
+    pub model: String,
+    /// The training examples as trained on: texts, order, hard negatives kept.
+    pub data: String,
+}
+
+impl Fingerprints {
+    /// Fingerprints of `model` (read once, parameter by parameter) and `examples`.
+    pub fn of<B: Backend>(model: &SentenceEncoder<B>, examples: &[Example]) -> Self {
+        Self {
+            model: model_fingerprint(model),
+            data: data_fingerprint(examples),
+        }
+    }
+}
+
+/// FxHash-style 64-bit mixing: fast, for telling inputs apart, not for security.
+struct Hasher(u64);
+
+impl Hasher {
+    fn word(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn bytes(&mut self, b: &[u8]) {
+        self.word(b.len() as u64);
+        let mut chunks = b.chunks_exact(8);
+        for c in &mut chunks {
+            self.word(u64::from_le_bytes([
+                c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
+            ]));
+        }
+        let mut tail = [0u8; 8];
+        tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        self.word(u64::from_le_bytes(tail));
+    }
+
+    fn hex(&self) -> String {
+        format!("{:016x}", self.0)
+    }
+}
+
+fn model_fingerprint<B: Backend>(model: &SentenceEncoder<B>) -> String {
+    struct Visit {
+        path: Vec<String>,
+        h: Hasher,
+    }
+    impl<B: Backend> ModuleVisitor<B> for Visit {
+        fn enter_module(&mut self, name: &str, _container: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let t = param.val();
+            self.h.bytes(self.path.join(".").as_bytes());
+            for d in t.dims() {
+                self.h.word(d as u64);
+            }
+            let data = t.into_data();
+            self.h.bytes(&data.bytes);
+        }
+    }
+    let mut v = Visit {
+        path: Vec::new(),
+        h: Hasher(0),
+    };
+    model.visit(&mut v);
+    v.h.hex()
+}
+
+fn data_fingerprint(examples: &[Example]) -> String {
+    let mut h = Hasher(1);
+    h.word(examples.len() as u64);
+    for e in examples {
+        h.bytes(e.anchor.as_bytes());
+        h.bytes(e.positive.as_bytes());
+        h.word(e.negatives.len() as u64);
+        for n in &e.negatives {
+            h.bytes(n.as_bytes());
+        }
+    }
+    h.hex()
+}
 
 /// The run's progress, saved in `trainer_state.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -43,11 +136,21 @@ pub struct TrainerState {
     pub config: TrainConfig,
     /// The model the run started from.
     pub base_model: Option<PathBuf>,
+    /// What the run was started from: a resume must present the same.
+    pub fingerprints: Fingerprints,
+    /// Parameters with optimiser state when the checkpoint was written.
+    pub optimizer_parameters: usize,
 }
 
 impl TrainerState {
-    pub(crate) fn new(config: &TrainConfig, base_model: Option<&Path>) -> Self {
+    pub(crate) fn new(
+        config: &TrainConfig,
+        base_model: Option<&Path>,
+        fingerprints: Fingerprints,
+    ) -> Self {
         Self {
+            fingerprints,
+            optimizer_parameters: 0,
             format_version: FORMAT_VERSION,
             step: 0,
             history: Vec::new(),
@@ -92,12 +195,16 @@ fn fingerprint(c: &TrainConfig) -> Vec<(&'static str, String)> {
 }
 
 impl<B: AutodiffBackend> Checkpoint<B> {
-    /// Loads checkpoint `dir` of a run with settings `config`; `base` is the run's input model
-    /// (needed for LoRA checkpoints, which hold only the adapters).
+    /// Loads checkpoint `dir` of a run with settings `config` started from `base` (the run's
+    /// input model, needed for LoRA checkpoints, which hold only the adapters) on data with
+    /// fingerprint `expected.data`. A checkpoint of other settings, another starting model or
+    /// other data, or whose optimiser state does not fit the model, is refused before its
+    /// tensors are read.
     pub fn load(
         dir: &Path,
         base: &SentenceEncoder<B>,
         config: &TrainConfig,
+        expected: &Fingerprints,
         device: &B::Device,
     ) -> Result<Self> {
         let state_path = dir.join("trainer_state.json");
@@ -124,6 +231,34 @@ impl<B: AutodiffBackend> Checkpoint<B> {
                 differ.join("; ")
             )));
         }
+        let mismatch = |what, reason| TrainError::CheckpointMismatch {
+            path: dir.to_path_buf(),
+            what,
+            reason,
+        };
+        if state.fingerprints.model != expected.model {
+            return Err(mismatch(
+                "starting model",
+                format!(
+                    "the run started from weights with fingerprint {} ({}), these are {}",
+                    state.fingerprints.model,
+                    state
+                        .base_model
+                        .as_ref()
+                        .map_or("no directory".into(), |p| p.display().to_string()),
+                    expected.model
+                ),
+            ));
+        }
+        if state.fingerprints.data != expected.data {
+            return Err(mismatch(
+                "training data",
+                format!(
+                    "the run trained on data with fingerprint {}, this data has {}",
+                    state.fingerprints.data, expected.data
+                ),
+            ));
+        }
         let model = if config.lora.is_some() {
             base.clone().load_lora_adapter(dir.join("adapter"))?
         } else {
@@ -135,14 +270,15 @@ impl<B: AutodiffBackend> Checkpoint<B> {
         let bytes = std::fs::read(&opt_path).map_err(io_err(&opt_path))?;
         let file = SafeTensors::deserialize(&bytes)
             .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", opt_path.display())))?;
+        check_optimizer_state(&file, &trainable_sizes(&model), &state).map_err(|reason| {
+            TrainError::CheckpointMismatch {
+                path: opt_path.clone(),
+                what: "optimiser state",
+                reason,
+            }
+        })?;
         let mut tensors = BTreeMap::new();
         for (name, view) in file.tensors() {
-            if view.dtype() != Dtype::F32 {
-                return Err(TrainError::Checkpoint(format!(
-                    "{}: {name} is not F32",
-                    opt_path.display()
-                )));
-            }
             let values: Vec<f32> = view
                 .data()
                 .chunks_exact(4)
@@ -159,6 +295,52 @@ impl<B: AutodiffBackend> Checkpoint<B> {
     }
 }
 
+/// Checks the optimiser file's table against the model's trainable parameters: every entry is
+/// an F32 vector `{parameter}.exp_avg` / `.exp_avg_sq` of a trainable parameter, with its
+/// element count, both moments present, as many parameters as the state says.
+fn check_optimizer_state(
+    file: &SafeTensors<'_>,
+    trainable: &BTreeMap<String, usize>,
+    state: &TrainerState,
+) -> std::result::Result<(), String> {
+    let mut params = BTreeMap::new();
+    for (name, view) in file.tensors() {
+        let (param, moment) = if let Some(p) = name.strip_suffix(".exp_avg_sq") {
+            (p, 1)
+        } else if let Some(p) = name.strip_suffix(".exp_avg") {
+            (p, 0)
+        } else {
+            return Err(format!("{name} is not an AdamW moment"));
+        };
+        let Some(&numel) = trainable.get(param) else {
+            return Err(format!(
+                "{name} belongs to no trainable parameter of the model"
+            ));
+        };
+        if view.dtype() != Dtype::F32 {
+            return Err(format!("{name} is {:?}, not F32", view.dtype()));
+        }
+        if view.shape() != [numel] {
+            return Err(format!(
+                "{name} has shape {:?}, the parameter has {numel} elements",
+                view.shape()
+            ));
+        }
+        params.entry(param.to_string()).or_insert([false; 2])[moment] = true;
+    }
+    if let Some((p, _)) = params.iter().find(|(_, m)| !(m[0] && m[1])) {
+        return Err(format!("{p} lacks one of its two moments"));
+    }
+    if params.len() != state.optimizer_parameters {
+        return Err(format!(
+            "state for {} parameters, the checkpoint was written with {}",
+            params.len(),
+            state.optimizer_parameters
+        ));
+    }
+    Ok(())
+}
+
 /// Writes a checkpoint to `dir` atomically (replacing an existing one).
 pub fn save<B: AutodiffBackend>(
     dir: &Path,
@@ -167,6 +349,8 @@ pub fn save<B: AutodiffBackend>(
     state: &TrainerState,
 ) -> Result<()> {
     let (_, moments) = optimizer.export()?;
+    let mut state = state.clone();
+    state.optimizer_parameters = optimizer.tracked_parameters();
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = moments
         .into_iter()
         .map(|(name, values)| {
@@ -183,7 +367,7 @@ pub fn save<B: AutodiffBackend>(
     }
     let optimizer_bytes = safetensors::serialize(views, Some(HashMap::new()))
         .map_err(|e| TrainError::Checkpoint(format!("serialising optimiser state: {e}")))?;
-    let state_json = serde_json::to_value(state)
+    let state_json = serde_json::to_value(&state)
         .map_err(|e| TrainError::Checkpoint(format!("serialising state: {e}")))?;
     let valid = burn::module::AutodiffModule::valid(model);
     write_dir_atomically(dir, |w| {
@@ -198,15 +382,17 @@ pub fn save<B: AutodiffBackend>(
     Ok(())
 }
 
-/// Keeps the newest `keep` `step-N` checkpoints under `dir` and removes the others.
-pub fn prune(dir: &Path, keep: usize) -> Result<()> {
+/// Keeps the newest `keep` `step-N` checkpoints with `N ≤ up_to` under `dir` and removes the
+/// older ones; checkpoints past `up_to` (another timeline of the run, from before a resume at
+/// an earlier step) are left alone.
+pub fn prune(dir: &Path, keep: usize, up_to: u64) -> Result<()> {
     let mut steps: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
         .map_err(io_err(dir))?
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            let n = name.strip_prefix("step-")?.parse().ok()?;
-            Some((n, e.path()))
+            let n: u64 = name.strip_prefix("step-")?.parse().ok()?;
+            (n <= up_to).then(|| (n, e.path()))
         })
         .collect();
     steps.sort();

@@ -50,6 +50,40 @@ pub enum TrainError {
     /// A checkpoint could not be written or read.
     #[error("checkpoint: {0}")]
     Checkpoint(String),
+    /// A checkpoint does not belong to this run: another starting model, other data, or
+    /// optimiser state that does not fit the model's parameters. Found before anything is
+    /// allocated from it.
+    #[error("checkpoint {path} does not fit this run: {what}: {reason}")]
+    CheckpointMismatch {
+        /// The checkpoint directory or file.
+        path: PathBuf,
+        /// What differs (`starting model`, `training data`, `optimiser state`).
+        what: &'static str,
+        /// How.
+        reason: String,
+    },
+    /// The output directory holds another run's files, which a fresh run would mix with its
+    /// own (and whose checkpoints it could prune).
+    #[error(
+        "the output directory {path} already holds a run ({}): resume from one of its \
+         checkpoints, allow overwriting it, or choose another directory",
+        found.join(", ")
+    )]
+    OutputNotEmpty {
+        /// The output directory.
+        path: PathBuf,
+        /// What was found there.
+        found: Vec<String>,
+    },
+    /// The output directory is the starting model's directory, or inside it (or contains it):
+    /// saving there would replace or mix with the model being trained.
+    #[error("the output directory {output} overlaps the starting model's directory {model}")]
+    OutputOverlapsModel {
+        /// The output directory.
+        output: PathBuf,
+        /// The model directory.
+        model: PathBuf,
+    },
     /// Drawing the training plot failed.
     #[error("plot: {0}")]
     Plot(String),

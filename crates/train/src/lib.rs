@@ -45,4 +45,4 @@ pub use error::{Result, TrainError};
 pub use ir::IrEvaluation;
 pub use log::{peak_memory_mib, EvalRecord, Progress, RunLog, StepRecord};
 pub use optim::{clip_grad_norm, grad_norm, scale_grads, AdamW, AdamWConfig, LinearSchedule};
-pub use trainer::{Best, Evaluate, TrainOutcome, Trainer};
+pub use trainer::{check_output_dir, Best, Evaluate, TrainOutcome, Trainer};

@@ -61,6 +61,32 @@ impl RunLog {
         Ok(Self { file, path })
     }
 
+    /// Opens the log of a run resumed at `step`: records of later steps (written before the
+    /// run was stopped, after its last checkpoint) and a line cut short by a kill are dropped,
+    /// so that the log holds each step once; then appends.
+    pub fn resume(dir: &Path, step: u64) -> Result<Self> {
+        let path = dir.join("train_log.jsonl");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        let kept: String = text
+            .lines()
+            .filter(|line| {
+                serde_json::from_str::<serde_json::Value>(line)
+                    .ok()
+                    .and_then(|v| v.get("record")?.get("step")?.as_u64())
+                    .is_some_and(|s| s <= step)
+            })
+            .flat_map(|line| [line, "\n"])
+            .collect();
+        if kept.len() != text.len() {
+            embedtune_encoder::write_file_atomically(&path, kept.as_bytes())?;
+        }
+        Self::create(dir, false)
+    }
+
     fn line(&mut self, value: serde_json::Value) -> Result<()> {
         let mut text = value.to_string();
         text.push('\n');

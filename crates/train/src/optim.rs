@@ -193,6 +193,38 @@ impl<B: AutodiffBackend> ModuleMapper<B> for Updater<'_, B> {
     }
 }
 
+/// Element counts of `module`'s trainable (gradient-requiring) float parameters, keyed by the
+/// path under which [`AdamW`] keeps their state.
+pub(crate) fn trainable_sizes<B: AutodiffBackend, M: AutodiffModule<B>>(
+    module: &M,
+) -> BTreeMap<String, usize> {
+    struct Sizes {
+        path: Vec<String>,
+        out: BTreeMap<String, usize>,
+    }
+    impl<B: Backend> ModuleVisitor<B> for Sizes {
+        fn enter_module(&mut self, name: &str, _container: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let t = param.val();
+            if t.is_require_grad() {
+                self.out
+                    .insert(self.path.join("."), t.shape().num_elements());
+            }
+        }
+    }
+    let mut v = Sizes {
+        path: Vec::new(),
+        out: BTreeMap::new(),
+    };
+    module.visit(&mut v);
+    v.out
+}
+
 /// The global L2 norm of all gradients of `module`'s parameters in `grads`.
 pub fn grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
     module: &M,

@@ -13,7 +13,7 @@ use embedtune_encoder::SentenceEncoder;
 use embedtune_losses::{CachedLoss, LossError, MultipleNegativesRankingLoss};
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{self, Checkpoint, TrainerState};
+use crate::checkpoint::{self, Checkpoint, Fingerprints, TrainerState};
 use crate::config::{LossConfig, TrainConfig};
 use crate::error::{Result, TrainError};
 use crate::log::{EvalRecord, RunLog, StepRecord};
@@ -65,6 +65,8 @@ pub struct Trainer<'e, B: AutodiffBackend> {
     evaluator: Option<&'e mut dyn Evaluate<B::InnerBackend>>,
     /// Stop after this many optimiser steps of this call (tests of resuming).
     stop_after: Option<u64>,
+    /// A fresh run may remove a previous run's checkpoints, best model and log.
+    overwrite: bool,
 }
 
 /// A stable 64-bit mix of several numbers (splitmix64 over each), for derived seeds.
@@ -92,7 +94,16 @@ impl<'e, B: AutodiffBackend> Trainer<'e, B> {
             output_dir: output_dir.into(),
             evaluator: None,
             stop_after: None,
+            overwrite: false,
         })
+    }
+
+    /// Lets a fresh run (no `resume`) replace a previous run's checkpoints, best model and log
+    /// in the output directory. Without it such a run is refused with
+    /// [`TrainError::OutputNotEmpty`], so that nothing of the earlier run is lost or mixed in.
+    pub fn overwrite(mut self, overwrite: bool) -> Self {
+        self.overwrite = overwrite;
+        self
     }
 
     /// Evaluates with `evaluator` every `eval_steps` and at the end.
@@ -183,12 +194,21 @@ impl<'e, B: AutodiffBackend> Trainer<'e, B> {
             model.set_max_seq_length(n)?;
         }
 
+        if let Some(source) = model.source() {
+            check_overlap(&self.output_dir, source)?;
+        }
+        if resume.is_none() {
+            self.claim_output_dir()?;
+        }
+
         let sampler = BatchSampler::new(cfg.batch_size)?
             .seed(cfg.seed)
             .no_duplicates(cfg.no_duplicates);
-        let batches_per_epoch = sampler.num_batches(examples.len());
-        let steps_per_epoch = batches_per_epoch.div_ceil(cfg.grad_accum) as u64;
-        if steps_per_epoch == 0 {
+        // The trainer follows the batches the sampler really yields in each epoch (the
+        // no-duplicates sampler may yield more or fewer than `num_batches`).
+        let steps_in = |batches: usize| batches.div_ceil(cfg.grad_accum) as u64;
+        let first_epoch = sampler.batches(&examples, 0);
+        if first_epoch.is_empty() {
             return Err(TrainError::Config {
                 name: "batch_size",
                 reason: format!(
@@ -198,13 +218,21 @@ impl<'e, B: AutodiffBackend> Trainer<'e, B> {
                 ),
             });
         }
-        let total_steps = cfg.max_steps.unwrap_or(cfg.epochs as u64 * steps_per_epoch);
+        let total_steps = match cfg.max_steps {
+            Some(n) => n,
+            None => {
+                steps_in(first_epoch.len())
+                    + (1..cfg.epochs as u64)
+                        .map(|e| steps_in(sampler.batches(&examples, e).len()))
+                        .sum::<u64>()
+            }
+        };
         let schedule = LinearSchedule::with_ratio(cfg.lr, cfg.warmup_ratio, total_steps);
+        let fingerprints = Fingerprints::of(&model, &examples);
 
-        let mut log = RunLog::create(&self.output_dir, !resume.is_some())?;
         let (mut model, mut adam, mut state) = match resume {
             Some(dir) => {
-                let ck = Checkpoint::<B>::load(dir, &model, &cfg, &device)?;
+                let ck = Checkpoint::<B>::load(dir, &model, &cfg, &fingerprints, &device)?;
                 eprintln!("resuming from {} at step {}", dir.display(), ck.state.step);
                 (ck.model, ck.optimizer, ck.state)
             }
@@ -213,9 +241,13 @@ impl<'e, B: AutodiffBackend> Trainer<'e, B> {
                     Some(lora) => model.with_lora(lora.clone(), cfg.seed)?,
                     None => model,
                 };
-                let state = TrainerState::new(&cfg, model.source());
+                let state = TrainerState::new(&cfg, model.source(), fingerprints);
                 (model, AdamW::<B>::new(cfg.adamw), state)
             }
+        };
+        let mut log = match resume {
+            Some(_) => RunLog::resume(&self.output_dir, state.step)?,
+            None => RunLog::create(&self.output_dir, true)?,
         };
         let parameters = model.parameter_counts();
         let progress = log.progress_bar(total_steps, state.step, cfg.progress_bar);
@@ -223,15 +255,21 @@ impl<'e, B: AutodiffBackend> Trainer<'e, B> {
         let mut train_seconds = 0.0;
         let mut texts_done = 0usize;
         let mut steps_this_call = 0u64;
-        'outer: for epoch in 0.. {
-            let epoch_start = epoch as u64 * steps_per_epoch;
+        let mut epoch_start = 0u64;
+        let mut first_epoch = Some(first_epoch);
+        'outer: for epoch in 0u64.. {
             if epoch_start >= total_steps {
                 break;
             }
-            if state.step >= epoch_start + steps_per_epoch {
+            let batches = match first_epoch.take() {
+                Some(b) => b,
+                None => sampler.batches(&examples, epoch),
+            };
+            let steps_this_epoch = steps_in(batches.len()).max(1);
+            if state.step >= epoch_start + steps_this_epoch {
+                epoch_start += steps_this_epoch;
                 continue; // already done before the resume
             }
-            let batches = sampler.batches(&examples, epoch as u64);
             let groups: Vec<&[Vec<usize>]> = batches.chunks(cfg.grad_accum).collect();
             for (i, group) in groups.iter().enumerate() {
                 let step = epoch_start + i as u64; // 0-based index of this optimiser step
@@ -276,7 +314,7 @@ impl<'e, B: AutodiffBackend> Trainer<'e, B> {
 
                 let record = StepRecord {
                     step: state.step,
-                    epoch: state.step as f64 / steps_per_epoch as f64,
+                    epoch: epoch as f64 + (i + 1) as f64 / steps_this_epoch as f64,
                     loss,
                     lr,
                     grad_norm: norm,
@@ -301,12 +339,17 @@ impl<'e, B: AutodiffBackend> Trainer<'e, B> {
                         .join("checkpoints")
                         .join(format!("step-{}", state.step));
                     checkpoint::save(&dir, &model, &adam, &state)?;
-                    checkpoint::prune(&self.output_dir.join("checkpoints"), cfg.save_total_limit)?;
+                    checkpoint::prune(
+                        &self.output_dir.join("checkpoints"),
+                        cfg.save_total_limit,
+                        state.step,
+                    )?;
                 }
                 if self.stop_after.is_some_and(|n| steps_this_call >= n) {
                     break 'outer;
                 }
             }
+            epoch_start += steps_this_epoch;
         }
         progress.finish();
         Ok(TrainOutcome {
@@ -320,6 +363,42 @@ impl<'e, B: AutodiffBackend> Trainer<'e, B> {
             texts_per_second: texts_done as f64 / train_seconds.max(1e-9),
             parameters,
         })
+    }
+
+    /// Makes sure a fresh run will not mix with or prune another run's files in the output
+    /// directory: refuses if it holds checkpoints, a best model or a log, unless
+    /// [`overwrite`](Self::overwrite) allows removing them.
+    fn claim_output_dir(&self) -> Result<()> {
+        let dir = &self.output_dir;
+        let ours = ["checkpoints", "best", "train_log.jsonl"];
+        let found: Vec<String> = ours
+            .iter()
+            .filter(|name| {
+                let p = dir.join(name);
+                // An empty checkpoints folder holds nothing to lose.
+                p.is_file() || std::fs::read_dir(&p).is_ok_and(|mut d| d.next().is_some())
+            })
+            .map(|name| name.to_string())
+            .collect();
+        if found.is_empty() {
+            return Ok(());
+        }
+        if !self.overwrite {
+            return Err(TrainError::OutputNotEmpty {
+                path: dir.clone(),
+                found,
+            });
+        }
+        for name in &found {
+            let p = dir.join(name);
+            let removed = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            removed.map_err(crate::error::io_err(&p))?;
+        }
+        Ok(())
     }
 
     /// Loss and summed gradients of one optimiser step over its micro-batches, and the number
@@ -464,6 +543,79 @@ impl<'e, B: AutodiffBackend> Trainer<'e, B> {
         }
         Ok(())
     }
+}
+
+/// `path` made absolute and resolved through the links of its longest existing ancestor (the
+/// rest may not exist yet).
+fn resolved(path: &Path) -> PathBuf {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut existing = abs.as_path();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                existing = parent;
+            }
+            _ => return abs,
+        }
+    }
+    let mut out = existing
+        .canonicalize()
+        .unwrap_or_else(|_| existing.to_path_buf());
+    out.extend(rest.iter().rev());
+    out
+}
+
+/// Checks an output directory before a job writes anything into it: never the model
+/// directory, inside it or around it ([`TrainError::OutputOverlapsModel`]), and, for a fresh
+/// run (`resume` false) without `overwrite`, empty or absent ([`TrainError::OutputNotEmpty`],
+/// listing what is there).
+pub fn check_output_dir(
+    output: &Path,
+    model: Option<&Path>,
+    resume: bool,
+    overwrite: bool,
+) -> Result<()> {
+    if let Some(model) = model {
+        check_overlap(output, model)?;
+    }
+    if resume || overwrite {
+        return Ok(());
+    }
+    let mut found: Vec<String> = match std::fs::read_dir(output) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(crate::error::io_err(output)(e)),
+    };
+    if found.is_empty() {
+        return Ok(());
+    }
+    found.sort();
+    if found.len() > 5 {
+        let more = found.len() - 4;
+        found.truncate(4);
+        found.push(format!("{more} more"));
+    }
+    Err(TrainError::OutputNotEmpty {
+        path: output.to_path_buf(),
+        found,
+    })
+}
+
+/// Refuses an output directory equal to, inside, or containing the model directory.
+fn check_overlap(output: &Path, model: &Path) -> Result<()> {
+    let (o, m) = (resolved(output), resolved(model));
+    if o.starts_with(&m) || m.starts_with(&o) {
+        return Err(TrainError::OutputOverlapsModel {
+            output: output.to_path_buf(),
+            model: model.to_path_buf(),
+        });
+    }
+    Ok(())
 }
 
 /// The texts of a batch as columns: anchors, positives, then each hard-negative column.

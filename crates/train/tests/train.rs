@@ -11,7 +11,7 @@ use burn_autodiff::Autodiff;
 use burn_ndarray::NdArray;
 use embedtune_data::Example;
 use embedtune_encoder::{testing, EncodeOptions, LoraConfig, SentenceEncoder, TransformerConfig};
-use embedtune_train::checkpoint::{self, Checkpoint};
+use embedtune_train::checkpoint::{self, Checkpoint, Fingerprints};
 use embedtune_train::mining::{mine_hard_negatives, write_grouped_jsonl, MiningConfig};
 use embedtune_train::{
     clip_grad_norm, AdamW, AdamWConfig, Evaluate, LinearSchedule, LossConfig, TrainConfig,
@@ -75,6 +75,19 @@ fn settings() -> TrainConfig {
     }
 }
 
+/// Optimiser steps of a run of `cfg` over `data`: every batch the sampler yields in each epoch
+/// (the no-duplicates sampler yields more than `num_batches` on `examples()`, whose negatives
+/// are other examples' positives).
+fn expected_steps(cfg: &TrainConfig, data: &[Example]) -> u64 {
+    let sampler = embedtune_data::BatchSampler::new(cfg.batch_size)
+        .expect("sampler")
+        .seed(cfg.seed)
+        .no_duplicates(cfg.no_duplicates);
+    (0..cfg.epochs as u64)
+        .map(|e| sampler.batches(data, e).len().div_ceil(cfg.grad_accum) as u64)
+        .sum()
+}
+
 fn weights(model: &SentenceEncoder<AD>) -> Vec<Vec<f32>> {
     let mut out = Vec::new();
     for (_, d) in model.bert.dense_layers() {
@@ -126,18 +139,28 @@ fn loss_goes_down() {
         epochs: 6,
         ..settings()
     };
+    let steps = expected_steps(&cfg, &examples());
+    assert!(
+        steps > 18,
+        "6 epochs of at least 3 batches, some with extra ones"
+    );
     let outcome = Trainer::<AD>::new(cfg, out.path())
         .expect("trainer")
         .train(tiny_model(), &examples(), None)
         .expect("train");
-    assert_eq!(outcome.steps, 18);
+    assert_eq!(outcome.steps, steps);
+    let n = outcome.history.len();
     let first: f64 = outcome.history[..3].iter().map(|r| r.loss).sum::<f64>() / 3.0;
-    let last: f64 = outcome.history[15..].iter().map(|r| r.loss).sum::<f64>() / 3.0;
+    let last: f64 = outcome.history[n - 3..].iter().map(|r| r.loss).sum::<f64>() / 3.0;
     eprintln!("mean loss of the first 3 steps {first:.4}, of the last 3 {last:.4}");
     assert!(last < first * 0.8, "loss did not go down: {first} → {last}");
     assert!(out.path().join("train_log.jsonl").is_file());
     let lines = std::fs::read_to_string(out.path().join("train_log.jsonl")).expect("log");
-    assert_eq!(lines.lines().count(), 18, "one JSON line per logged step");
+    assert_eq!(
+        lines.lines().count() as u64,
+        steps,
+        "one JSON line per logged step"
+    );
 }
 
 #[test]
@@ -187,7 +210,21 @@ fn resume_reaches_the_same_weights_as_an_uninterrupted_run() {
         let losses =
             |o: &[embedtune_train::StepRecord]| o.iter().map(|r| r.loss).collect::<Vec<_>>();
         assert_eq!(losses(&resumed.history), losses(&full.history));
+        // The log holds each step once (step 3 was logged before the stop, then redone).
+        assert_eq!(logged_steps(dir.path()), logged_steps(full_dir.path()));
     }
+}
+
+/// The steps of `train_log.jsonl` in `dir`, in order.
+fn logged_steps(dir: &Path) -> Vec<u64> {
+    std::fs::read_to_string(dir.join("train_log.jsonl"))
+        .expect("log")
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
+            v["record"]["step"].as_u64().expect("step")
+        })
+        .collect()
 }
 
 #[test]
@@ -317,7 +354,8 @@ fn non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint() {
     assert!(err_message_names_step(step));
     // The checkpoint before the failure is complete and loads.
     let ck = dir.path().join(format!("checkpoints/step-{}", step - 1));
-    let loaded = Checkpoint::<AD>::load(&ck, &tiny_model(), &cfg, &Default::default())
+    let fp = Fingerprints::of(&tiny_model(), &examples());
+    let loaded = Checkpoint::<AD>::load(&ck, &tiny_model(), &cfg, &fp, &Default::default())
         .expect("checkpoint loads");
     assert_eq!(loaded.state.step, step - 1);
 }
@@ -453,17 +491,23 @@ fn evaluates_every_n_steps_and_keeps_the_best_model() {
         eval_steps: Some(2),
         ..settings()
     };
+    let steps = expected_steps(&cfg, &examples());
     let outcome = Trainer::<AD>::new(cfg, dir.path())
         .expect("t")
         .with_evaluator(&mut eval)
         .train(tiny_model(), &examples(), None)
         .expect("train");
-    assert_eq!(outcome.steps, 6);
+    assert_eq!(outcome.steps, steps);
+    // Every second step, and at the end.
+    let mut want: Vec<u64> = (1..=steps).filter(|s| s % 2 == 0).collect();
+    if steps % 2 == 1 {
+        want.push(steps);
+    }
     assert_eq!(
         outcome.evals.iter().map(|e| e.step).collect::<Vec<_>>(),
-        vec![2, 4, 6]
+        want
     );
-    assert_eq!(eval.calls, 3);
+    assert_eq!(eval.calls, want.len());
     let best = outcome.best.expect("a best model");
     let max = outcome
         .evals
@@ -619,4 +663,330 @@ fn mining_finds_negatives_that_are_not_positives() {
         }
     )
     .is_err());
+}
+
+fn train_err(r: Result<embedtune_train::TrainOutcome<AD>, TrainError>) -> TrainError {
+    match r {
+        Err(e) => e,
+        Ok(o) => panic!("expected an error, trained {} steps", o.steps),
+    }
+}
+
+/// A fresh run into a directory holding another run's checkpoints used to prune its own new
+/// ones (pruning went by step number across runs).
+#[test]
+fn a_fresh_run_never_touches_another_runs_output() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tmp");
+    let long = TrainConfig {
+        save_steps: Some(3),
+        epochs: 3,
+        ..settings()
+    };
+    Trainer::<AD>::new(long, dir.path())
+        .expect("t")
+        .train(tiny_model(), &examples(), None)
+        .expect("first run");
+    let ck = dir.path().join("checkpoints");
+    let before = std::fs::read_dir(&ck).expect("ls").count();
+    let short = TrainConfig {
+        save_steps: Some(1),
+        max_steps: Some(2),
+        ..settings()
+    };
+    let err = train_err(
+        Trainer::<AD>::new(short.clone(), dir.path())
+            .expect("t")
+            .train(tiny_model(), &examples(), None),
+    );
+    assert!(
+        matches!(&err, TrainError::OutputNotEmpty { found, .. } if found.contains(&"checkpoints".to_string())),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&ck).expect("ls").count(), before);
+    assert!(ck.join("step-9").is_dir());
+    // With overwrite, the earlier run's files go and the new run keeps its own checkpoints.
+    Trainer::<AD>::new(short, dir.path())
+        .expect("t")
+        .overwrite(true)
+        .train(tiny_model(), &examples(), None)
+        .expect("overwrite");
+    let mut names: Vec<String> = std::fs::read_dir(&ck)
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["step-1", "step-2"]);
+    assert_eq!(logged_steps(dir.path()), [1, 2]);
+}
+
+/// `finetune_e5 --model M --output M` used to replace the starting model without a word.
+#[test]
+fn an_output_directory_overlapping_the_model_is_refused() {
+    let _serial = serial();
+    let root = tempfile::tempdir().expect("tmp");
+    let model_dir = root.path().join("model");
+    tiny_model().valid().save(&model_dir).expect("save");
+    let listing = |d: &Path| {
+        let mut v: Vec<(String, u64)> = std::fs::read_dir(d)
+            .expect("ls")
+            .map(|e| {
+                let e = e.expect("entry");
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    e.metadata().expect("meta").len(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = listing(&model_dir);
+    let model = SentenceEncoder::<AD>::load(&model_dir, &Default::default()).expect("load");
+    for output in [
+        model_dir.clone(),
+        model_dir.join("run"),
+        model_dir.join("."),
+        root.path().to_path_buf(),
+    ] {
+        let err = train_err(Trainer::<AD>::new(settings(), &output).expect("t").train(
+            model.clone(),
+            &examples(),
+            None,
+        ));
+        assert!(
+            matches!(err, TrainError::OutputOverlapsModel { .. }),
+            "{}: {err}",
+            output.display()
+        );
+    }
+    assert_eq!(listing(&model_dir), before);
+    // A sibling directory is fine.
+    Trainer::<AD>::new(
+        TrainConfig {
+            max_steps: Some(1),
+            ..settings()
+        },
+        root.path().join("out"),
+    )
+    .expect("t")
+    .train(model, &examples(), None)
+    .expect("sibling output");
+}
+
+#[test]
+fn resume_refuses_checkpoints_of_another_model_or_data_or_optimiser() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = TrainConfig {
+        save_steps: Some(1),
+        max_steps: Some(2),
+        ..settings()
+    };
+    Trainer::<AD>::new(cfg.clone(), dir.path())
+        .expect("t")
+        .train(tiny_model(), &examples(), None)
+        .expect("train");
+    let ck = dir.path().join("checkpoints/step-1");
+    let resume = |model: SentenceEncoder<AD>, data: &[Example], ck: &Path| {
+        train_err(
+            Trainer::<AD>::new(cfg.clone(), dir.path())
+                .expect("t")
+                .train(model, data, Some(ck)),
+        )
+    };
+    // Another starting model (other random weights, same shapes).
+    let other = {
+        let tokenizer = testing::tiny_tokenizer(32).expect("tokenizer");
+        let config =
+            TransformerConfig::tiny_bert(tokenizer.vocab_size(), 32, 2, 4).expect("config");
+        AD::seed(&Default::default(), 2);
+        SentenceEncoder::random(config, tokenizer, &Default::default()).expect("model")
+    };
+    let err = resume(other, &examples(), &ck);
+    assert!(
+        matches!(
+            err,
+            TrainError::CheckpointMismatch {
+                what: "starting model",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Other data.
+    let mut data = examples();
+    data.swap(0, 1);
+    let err = resume(tiny_model(), &data, &ck);
+    assert!(
+        matches!(
+            err,
+            TrainError::CheckpointMismatch {
+                what: "training data",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Optimiser moments whose shapes differ from the parameters, an unknown tensor, a missing
+    // moment: refused with the file named, before any tensor is built from them.
+    let opt = ck.join("optimizer.safetensors");
+    let original = std::fs::read(&opt).expect("read");
+    let table = safetensors::SafeTensors::deserialize(&original).expect("parse");
+    let names: Vec<String> = table.names().into_iter().map(String::from).collect();
+    let rewrite = |edit: &dyn Fn(&str, Vec<usize>) -> Option<(String, Vec<usize>)>| {
+        let mut owned = Vec::new();
+        for name in &names {
+            let view = table.tensor(name).expect("tensor");
+            if let Some((n, shape)) = edit(name, view.shape().to_vec()) {
+                let len: usize = shape.iter().product();
+                owned.push((n, shape, vec![0u8; len * 4]));
+            }
+        }
+        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = owned
+            .iter()
+            .map(|(n, s, d)| {
+                (
+                    n.clone(),
+                    safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d)
+                        .expect("view"),
+                )
+            })
+            .collect();
+        std::fs::write(&opt, safetensors::serialize(views, None).expect("ser")).expect("write");
+    };
+    let first = names[0].clone();
+    let cases: Vec<(
+        &str,
+        Box<dyn Fn(&str, Vec<usize>) -> Option<(String, Vec<usize>)>>,
+    )> = vec![
+        (
+            "shape",
+            Box::new(move |n: &str, s: Vec<usize>| {
+                Some((n.to_string(), if n == first { vec![s[0] + 1] } else { s }))
+            }),
+        ),
+        (
+            "no trainable parameter",
+            Box::new(|n: &str, s: Vec<usize>| Some((n.replace("bert.", "bert.nonexistent."), s))),
+        ),
+        (
+            "lacks one of its two moments",
+            Box::new(|n: &str, s: Vec<usize>| (!n.ends_with("_sq")).then(|| (n.to_string(), s))),
+        ),
+    ];
+    for (expect, edit) in &cases {
+        rewrite(edit.as_ref());
+        let err = resume(tiny_model(), &examples(), &ck);
+        match &err {
+            TrainError::CheckpointMismatch {
+                what: "optimiser state",
+                path,
+                reason,
+            } => {
+                assert!(path.ends_with("optimizer.safetensors"), "{err}");
+                assert!(reason.contains(expect), "{expect}: {err}");
+            }
+            other => panic!("{expect}: expected an optimiser-state mismatch, got {other}"),
+        }
+    }
+    std::fs::write(&opt, &original).expect("restore");
+    Trainer::<AD>::new(cfg.clone(), dir.path())
+        .expect("t")
+        .train(tiny_model(), &examples(), Some(&ck))
+        .expect("the untouched checkpoint resumes");
+}
+
+#[test]
+fn a_lora_checkpoint_with_an_absurd_rank_is_refused_before_allocating() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = TrainConfig {
+        lora: Some(LoraConfig {
+            r: 4,
+            alpha: 8.0,
+            dropout: 0.0,
+            ..Default::default()
+        }),
+        save_steps: Some(1),
+        max_steps: Some(1),
+        ..settings()
+    };
+    Trainer::<AD>::new(cfg.clone(), dir.path())
+        .expect("t")
+        .train(tiny_model(), &examples(), None)
+        .expect("train");
+    let ck = dir.path().join("checkpoints/step-1");
+    let path = ck.join("adapter/adapter_config.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+    v["r"] = serde_json::json!(1_000_000_000_000u64);
+    std::fs::write(&path, v.to_string()).expect("write");
+    let err = train_err(Trainer::<AD>::new(cfg, dir.path()).expect("t").train(
+        tiny_model(),
+        &examples(),
+        Some(&ck),
+    ));
+    assert!(err.to_string().contains("rank r = 1000000000000"), "{err}");
+}
+
+/// The no-duplicates sampler can yield more batches than `num_batches` (a conflicting example
+/// waits for the next batch): the trainer used to stop each epoch at `num_batches`, leaving
+/// batches untrained, and a resumed run could differ from the uninterrupted one.
+#[test]
+fn an_epoch_trains_every_batch_the_sampler_yields() {
+    let _serial = serial();
+    // Six of twelve examples share one positive: no batch of four may hold two of them.
+    let data: Vec<Example> = (0..12)
+        .map(|i| Example {
+            anchor: format!("question {i} about the fund"),
+            positive: if i % 2 == 0 {
+                "the shared answer".to_string()
+            } else {
+                format!("answer {i} about the fund")
+            },
+            negatives: vec![format!("unrelated text {i}")],
+        })
+        .collect();
+    let cfg = TrainConfig {
+        batch_size: 4,
+        epochs: 2,
+        no_duplicates: true,
+        save_steps: Some(1),
+        ..settings()
+    };
+    let sampler = embedtune_data::BatchSampler::new(4)
+        .expect("sampler")
+        .seed(cfg.seed)
+        .no_duplicates(true);
+    let per_epoch: Vec<usize> = (0..2).map(|e| sampler.batches(&data, e).len()).collect();
+    assert!(
+        per_epoch
+            .iter()
+            .all(|&n| n > sampler.num_batches(data.len())),
+        "the fixture must make the sampler yield extra batches: {per_epoch:?}"
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let full = Trainer::<AD>::new(cfg.clone(), dir.path())
+        .expect("t")
+        .train(tiny_model(), &data, None)
+        .expect("train");
+    assert_eq!(full.steps, per_epoch.iter().sum::<usize>() as u64);
+    let last = full.history.last().expect("history");
+    assert_eq!(last.epoch, 2.0);
+    // Resumed in the middle of the second epoch: the same weights.
+    let mid = per_epoch[0] as u64 + 1;
+    let part = tempfile::tempdir().expect("tmp");
+    Trainer::<AD>::new(cfg.clone(), part.path())
+        .expect("t")
+        .stop_after(mid)
+        .train(tiny_model(), &data, None)
+        .expect("part");
+    let ck = part.path().join(format!("checkpoints/step-{mid}"));
+    let resumed = Trainer::<AD>::new(cfg, part.path())
+        .expect("t")
+        .train(tiny_model(), &data, Some(&ck))
+        .expect("resume");
+    assert_eq!(resumed.steps, full.steps);
+    assert!(weights(&resumed.model) == weights(&full.model));
 }
