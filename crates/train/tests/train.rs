@@ -18,6 +18,8 @@ use embedtune_train::{
     TrainError, Trainer,
 };
 
+mod crash;
+
 type AD = Autodiff<NdArray<f32>>;
 type I = NdArray<f32>;
 
