@@ -229,7 +229,7 @@ impl OnBackend for Job {
                     p.display()
                 ))
             }
-            None => embedtune::default_model()?,
+            None => embedtune::default_model().map_err(err)?,
         };
         let (examples, eval_data, corpus) = load_data(&args)?;
         eprintln!(
