@@ -235,7 +235,7 @@ impl OnBackend for Job {
                     p.display()
                 ))
             }
-            None => embedtune::default_model()?,
+            None => embedtune::default_model().map_err(err)?,
         };
         // Before anything is computed or written: never into (or around) the starting model,
         // never over another run unless asked.

