@@ -160,8 +160,11 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
+/// Training examples, the evaluation dataset, and its corpus texts (for mining).
+type Data = (Vec<Example>, Option<BeirDataset>, Vec<String>);
+
 /// Training examples and the evaluation dataset.
-fn load_data(args: &Args) -> Result<(Vec<Example>, Option<BeirDataset>, Vec<String>), String> {
+fn load_data(args: &Args) -> Result<Data, String> {
     for p in std::iter::once(&args.data).chain(args.eval_data.as_ref()) {
         if !p.exists() {
             return Err(format!("{}: not found", p.display()));

@@ -66,7 +66,7 @@ impl<L> MatryoshkaLoss<L> {
         }
         let mut pairs: Vec<(usize, f64)> =
             dims.iter().copied().zip(weights.iter().copied()).collect();
-        pairs.sort_by(|a, b| b.0.cmp(&a.0));
+        pairs.sort_by_key(|p| std::cmp::Reverse(p.0));
         Ok(Self {
             inner,
             dims: pairs.iter().map(|p| p.0).collect(),

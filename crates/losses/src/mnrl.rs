@@ -92,11 +92,14 @@ impl MultipleNegativesRankingLoss {
     }
 }
 
+/// Anchors, positives, and the hard-negative columns.
+pub(crate) type RankingColumns<B> = (Tensor<B, 2>, Tensor<B, 2>, Vec<Tensor<B, 2>>);
+
 /// Splits `[anchors, positives, negatives...]` for the ranking losses.
 pub(crate) fn split_ranking_columns<B: Backend>(
     loss: &'static str,
     columns: &[Tensor<B, 2>],
-) -> Result<(Tensor<B, 2>, Tensor<B, 2>, Vec<Tensor<B, 2>>), LossError> {
+) -> Result<RankingColumns<B>, LossError> {
     match columns {
         [anchors, positives, negatives @ ..] => {
             Ok((anchors.clone(), positives.clone(), negatives.to_vec()))

@@ -15,7 +15,10 @@ fn emb(rows: usize, dim: usize, seed: u64) -> Tensor<B, 2> {
     tensor2(&randn(rows * dim, seed), rows, dim, &Default::default())
 }
 
-fn all_losses() -> Vec<(&'static str, Box<dyn EmbeddingLoss<B>>, usize, bool)> {
+/// (name, loss, number of columns, needs labels)
+type Case = (&'static str, Box<dyn EmbeddingLoss<B>>, usize, bool);
+
+fn all_losses() -> Vec<Case> {
     // (name, loss, number of columns, needs labels)
     vec![
         (

@@ -44,5 +44,7 @@ pub use config::{LossConfig, TrainConfig};
 pub use error::{Result, TrainError};
 pub use ir::IrEvaluation;
 pub use log::{peak_memory_mib, EvalRecord, Progress, RunLog, StepRecord};
-pub use optim::{clip_grad_norm, grad_norm, scale_grads, AdamW, AdamWConfig, LinearSchedule};
+pub use optim::{
+    clip_grad_norm, grad_norm, scale_grads, AdamW, AdamWConfig, LinearSchedule, NamedTensors,
+};
 pub use trainer::{check_output_dir, Best, Evaluate, TrainOutcome, Trainer};

@@ -39,6 +39,9 @@ impl Default for AdamWConfig {
     }
 }
 
+/// Named flat `f32` tensors, as the optimiser state is exported.
+pub type NamedTensors = Vec<(String, Vec<f32>)>;
+
 /// First and second moments of one parameter, flattened.
 struct Moments<B: Backend> {
     m: Tensor<B, 1>,
@@ -86,7 +89,7 @@ impl<B: AutodiffBackend> AdamW<B> {
     }
 
     /// The state as named flat tensors (`{path}.exp_avg`, `{path}.exp_avg_sq`) plus the step.
-    pub fn export(&self) -> Result<(u64, Vec<(String, Vec<f32>)>)> {
+    pub fn export(&self) -> Result<(u64, NamedTensors)> {
         let mut out = Vec::with_capacity(self.state.len() * 2);
         for (name, s) in &self.state {
             out.push((format!("{name}.exp_avg"), values(s.m.clone(), name)?));

@@ -776,6 +776,9 @@ fn an_output_directory_overlapping_the_model_is_refused() {
     .expect("sibling output");
 }
 
+/// Rewrites one optimiser tensor's (name, shape), or drops it.
+type Edit = dyn Fn(&str, Vec<usize>) -> Option<(String, Vec<usize>)>;
+
 #[test]
 fn resume_refuses_checkpoints_of_another_model_or_data_or_optimiser() {
     let _serial = serial();
@@ -836,7 +839,7 @@ fn resume_refuses_checkpoints_of_another_model_or_data_or_optimiser() {
     let original = std::fs::read(&opt).expect("read");
     let table = safetensors::SafeTensors::deserialize(&original).expect("parse");
     let names: Vec<String> = table.names().into_iter().map(String::from).collect();
-    let rewrite = |edit: &dyn Fn(&str, Vec<usize>) -> Option<(String, Vec<usize>)>| {
+    let rewrite = |edit: &Edit| {
         let mut owned = Vec::new();
         for name in &names {
             let view = table.tensor(name).expect("tensor");
@@ -858,10 +861,7 @@ fn resume_refuses_checkpoints_of_another_model_or_data_or_optimiser() {
         std::fs::write(&opt, safetensors::serialize(views, None).expect("ser")).expect("write");
     };
     let first = names[0].clone();
-    let cases: Vec<(
-        &str,
-        Box<dyn Fn(&str, Vec<usize>) -> Option<(String, Vec<usize>)>>,
-    )> = vec![
+    let cases: Vec<(&str, Box<Edit>)> = vec![
         (
             "shape",
             Box::new(move |n: &str, s: Vec<usize>| {

@@ -573,7 +573,7 @@ pub(crate) fn pool(
                 }
                 PoolingMode::LastToken => {
                     // The last real token, zero when the prompt cut masks it out.
-                    if len > 0 && len - 1 >= cut {
+                    if len > cut {
                         o.copy_from_slice(row(len - 1));
                     }
                 }

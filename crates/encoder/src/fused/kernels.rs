@@ -526,6 +526,9 @@ pub(crate) fn linear(x: &[f32], w: &[f32], b: &[f32], rows: usize, k: usize) -> 
     out
 }
 
+/// `(dx, dw, db)` of a linear layer, each present when asked for.
+pub(crate) type LinearGrads = (Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>);
+
 /// Gradients of [`linear`] for `dy` `[rows, n]`: `dy·Wᵀ`, `xᵀ·dy` and the column sums of
 /// `dy`, each only when asked for. The transposes are strides, not copies.
 pub(crate) fn linear_backward(
@@ -534,7 +537,7 @@ pub(crate) fn linear_backward(
     dy: &[f32],
     dims: (usize, usize, usize),
     want: (bool, bool, bool),
-) -> (Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>) {
+) -> LinearGrads {
     let (rows, k, n) = dims;
     let dx = want.0.then(|| {
         let mut dx = vec![0.0; rows * k];

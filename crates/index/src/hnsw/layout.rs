@@ -392,9 +392,7 @@ mod tests {
     fn tombstones_are_walked_through_but_not_returned() {
         let (vecs, layout) = ring(64);
         let mut removed = vec![false; 64];
-        for slot in 39..=41 {
-            removed[slot] = true;
-        }
+        removed[39..=41].fill(true);
         let hits = layout.search(&vecs[80..82], 2, 4, Some(&removed));
         let mut slots: Vec<usize> = hits.iter().map(|h| h.0).collect();
         slots.sort_unstable();
