@@ -621,3 +621,148 @@ fn tokenizer_ids_past_the_vocabulary_are_refused_at_load() {
         "{message}"
     );
 }
+
+/// Byte offset (in the file) and length of tensor `name`'s data in a safetensors file.
+fn tensor_span(bytes: &[u8], name: &str) -> (usize, usize) {
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let header: Value = serde_json::from_slice(&bytes[8..8 + n]).expect("header");
+    let offsets = &header[name]["data_offsets"];
+    let (a, b) = (
+        offsets[0].as_u64().expect("begin") as usize,
+        offsets[1].as_u64().expect("end") as usize,
+    );
+    (8 + n + a, b - a)
+}
+
+#[test]
+fn nan_in_the_weights_is_refused_naming_the_tensor() {
+    let (_tmp, dir) = saved_dir();
+    let path = dir.join("model.safetensors");
+    let mut bytes = std::fs::read(&path).expect("read");
+    let name = "encoder.layer.1.attention.self.key.weight";
+    let (at, _) = tensor_span(&bytes, name);
+    bytes[at + 4 * 7..at + 4 * 8].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(&path, &bytes).expect("write");
+    let err = SentenceEncoder::<B>::load(&dir, &Default::default()).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(name) && text.contains("model.safetensors"),
+        "{text}"
+    );
+}
+
+/// `chattr +i` on `dir` (binds root too) for as long as it lives; `None` where the file
+/// system does not allow it.
+struct Immutable(PathBuf);
+
+impl Immutable {
+    fn new(dir: &Path) -> Option<Self> {
+        let ok = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Self(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Every file under `dir` with its bytes.
+fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("ls") {
+        let p = e.expect("entry").path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            let bytes = std::fs::read(&p).expect("read");
+            out.push((p, bytes));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn saving_into_a_read_only_directory_is_an_error_and_keeps_the_old_model() {
+    let (tmp, dir) = saved_dir();
+    let before = files_under(tmp.path());
+    let Some(_lock) = Immutable::new(tmp.path()) else {
+        eprintln!("skipped: chattr +i is not available here");
+        return;
+    };
+    let model = tiny_model::<B>();
+    let err = model.save(&dir).unwrap_err();
+    assert!(
+        matches!(&err, EncoderError::Io { path, .. } if path.starts_with(tmp.path())),
+        "{err}"
+    );
+    let err = model.save_into(&dir).unwrap_err();
+    assert!(matches!(&err, EncoderError::Io { .. }), "{err}");
+    drop(_lock);
+    assert_eq!(
+        files_under(tmp.path()),
+        before,
+        "the old model is untouched"
+    );
+}
+
+/// A file system that fills up during a save (a small tmpfs: the first save fits, the second
+/// needs room for the staged copy beside the old one and runs out).
+#[test]
+fn a_disk_full_during_a_save_keeps_the_old_model_and_leaves_no_staging() {
+    let (_src, src_dir) = saved_dir();
+    let size: u64 = files_under(&src_dir)
+        .iter()
+        .map(|(_, b)| b.len() as u64)
+        .sum();
+    let mount = tempfile::tempdir().expect("tmp");
+    let limit = size + size / 2 + 64 * 1024;
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={limit}")])
+        .arg("tmpfs")
+        .arg(mount.path())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a small tmpfs here");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mount.path().to_path_buf());
+    let dir = mount.path().join("model");
+    let first = tiny_model::<B>();
+    first.save(&dir).expect("the first save fits");
+    let before = files_under(mount.path());
+    let err = tiny_model::<B>().save(&dir).unwrap_err();
+    assert!(
+        matches!(&err, EncoderError::Io { source, .. } if source.raw_os_error() == Some(28)),
+        "expected ENOSPC, got {err}"
+    );
+    assert_eq!(
+        files_under(mount.path()),
+        before,
+        "old model intact, no staging"
+    );
+    let loaded = SentenceEncoder::<B>::load(&dir, &Default::default()).expect("loads");
+    let diff = max_abs_diff(&encode(&loaded, 2).concat(), &encode(&first, 2).concat());
+    assert!(
+        diff <= 1e-5,
+        "the loaded model is the first one saved: {diff}"
+    );
+}

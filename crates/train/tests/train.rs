@@ -992,3 +992,42 @@ fn an_epoch_trains_every_batch_the_sampler_yields() {
     assert_eq!(resumed.steps, full.steps);
     assert!(weights(&resumed.model) == weights(&full.model));
 }
+
+#[test]
+fn a_corrupted_checkpoint_is_an_error_naming_the_file() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = TrainConfig {
+        save_steps: Some(1),
+        max_steps: Some(1),
+        ..settings()
+    };
+    Trainer::<AD>::new(cfg.clone(), dir.path())
+        .expect("t")
+        .train(tiny_model(), &examples(), None)
+        .expect("train");
+    let ck = dir.path().join("checkpoints/step-1");
+    let fp = Fingerprints::of(&tiny_model(), &examples());
+    let load = || Checkpoint::<AD>::load(&ck, &tiny_model(), &cfg, &fp, &Default::default());
+    for (file, damage) in [
+        ("trainer_state.json", 0.5),
+        ("optimizer.safetensors", 0.5),
+        ("optimizer.safetensors", 0.0),
+        ("model/model.safetensors", 0.9),
+    ] {
+        let path = ck.join(file);
+        let original = std::fs::read(&path).expect("read");
+        let cut = (original.len() as f64 * damage) as usize;
+        std::fs::write(&path, &original[..cut]).expect("truncate");
+        let err = match load() {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("{file} cut to {cut} bytes loaded"),
+        };
+        assert!(
+            err.contains(file.rsplit('/').next().unwrap()),
+            "{file}: {err}"
+        );
+        std::fs::write(&path, &original).expect("restore");
+    }
+    load().expect("the restored checkpoint loads");
+}
