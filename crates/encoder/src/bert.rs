@@ -132,6 +132,10 @@ pub struct Embeddings<B: Backend> {
     /// The LayerNorm's epsilon.
     #[module(skip)]
     pub layer_norm_eps: f64,
+    /// RoBERTa-style positions: the padding id they count from
+    /// ([`TransformerConfig::position_pad`]); `None` for BERT's `0..len`.
+    #[module(skip)]
+    pub position_pad: Option<usize>,
 }
 
 impl<B: Backend> Embeddings<B> {
@@ -154,6 +158,7 @@ impl<B: Backend> Embeddings<B> {
             norm: src.layer_norm("embeddings.LayerNorm", h, cfg.layer_norm_eps, device)?,
             dropout: DropoutConfig::new(cfg.hidden_dropout_prob).init(),
             layer_norm_eps: cfg.layer_norm_eps,
+            position_pad: cfg.position_pad(),
         })
     }
 
@@ -165,7 +170,14 @@ impl<B: Backend> Embeddings<B> {
     ) -> Tensor<B, 3> {
         let [_, seq] = input_ids.dims();
         let device = input_ids.device();
-        let positions = Tensor::<B, 1, Int>::arange(0..seq as i64, &device).reshape([1, seq]);
+        let positions = match self.position_pad {
+            // `pad + 1 + k` for the k-th real token, `pad` for padding.
+            Some(pad) => {
+                let real = input_ids.clone().not_equal_elem(pad as i64).int();
+                (real.clone().cumsum(1) * real).add_scalar(pad as i64)
+            }
+            None => Tensor::<B, 1, Int>::arange(0..seq as i64, &device).reshape([1, seq]),
+        };
         let words = self.word.forward(input_ids) + self.position.forward(positions);
         let types = self.token_type.forward(token_type_ids);
         let x = fused::residual_norm(words, types, &self.norm, self.layer_norm_eps, 0.0);

@@ -8,19 +8,26 @@ use crate::error::{EncoderError, Result};
 
 /// The transformer architectures this crate knows.
 ///
-/// Every variant is a post-LayerNorm BERT-style encoder; they differ in how position ids are
-/// formed (and in names of config keys, which serde aliases absorb). XLM-RoBERTa (for
-/// multilingual-e5) slots in here as a further variant with `position_offset = pad_token_id + 1`.
+/// Every variant is a post-LayerNorm BERT-style encoder with the same weight names; they differ
+/// in how position ids are formed: `0..len` for BERT; for (XLM-)RoBERTa, as transformers'
+/// `create_position_ids_from_input_ids`, `pad_token_id + 1 + k` for the k-th non-padding token
+/// and `pad_token_id` for padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Architecture {
     /// `model_type: "bert"`: BERT, MiniLM, E5-v2, BGE-v1.5.
     Bert,
+    /// `model_type: "xlm-roberta"`: multilingual-e5, bge-m3.
+    XlmRoberta,
+    /// `model_type: "roberta"`: the same encoder as XLM-RoBERTa.
+    Roberta,
 }
 
 impl Architecture {
     fn from_model_type(model_type: &str) -> Option<Self> {
         match model_type {
             "bert" => Some(Self::Bert),
+            "xlm-roberta" => Some(Self::XlmRoberta),
+            "roberta" => Some(Self::Roberta),
             _ => None,
         }
     }
@@ -29,7 +36,14 @@ impl Architecture {
     pub fn model_type(self) -> &'static str {
         match self {
             Self::Bert => "bert",
+            Self::XlmRoberta => "xlm-roberta",
+            Self::Roberta => "roberta",
         }
+    }
+
+    /// Whether position ids count from `pad_token_id + 1` and skip padding (RoBERTa's scheme).
+    pub fn positions_after_padding(self) -> bool {
+        matches!(self, Self::XlmRoberta | Self::Roberta)
     }
 }
 
@@ -205,11 +219,23 @@ impl TransformerConfig {
                 cfg.layer_norm_eps
             )));
         }
-        let pad_token_id = cfg.pad_token_id.unwrap_or(0);
+        // RoBERTa's `<pad>` is 1 (`<s>` 0, `</s>` 2); BERT's `[PAD]` 0.
+        let pad_token_id = cfg
+            .pad_token_id
+            .unwrap_or(usize::from(architecture.positions_after_padding()));
         if pad_token_id >= cfg.vocab_size {
             return Err(invalid(format!(
                 "pad_token_id {pad_token_id} is outside the vocabulary ({})",
                 cfg.vocab_size
+            )));
+        }
+        if architecture.positions_after_padding() && cfg.max_position_embeddings <= pad_token_id + 1
+        {
+            return Err(invalid(format!(
+                "max_position_embeddings {} leaves no position after pad_token_id {pad_token_id} \
+                 ({} positions count from pad_token_id + 1)",
+                cfg.max_position_embeddings,
+                architecture.model_type()
             )));
         }
         Ok(Self {
@@ -258,6 +284,23 @@ impl TransformerConfig {
             "position_embedding_type": "absolute"
         });
         Self::from_json_str(&raw.to_string(), &PathBuf::from("<tiny_bert>"))
+    }
+
+    /// The padding id that position ids count from, for architectures whose positions start
+    /// after it ([`Architecture::positions_after_padding`]).
+    pub fn position_pad(&self) -> Option<usize> {
+        self.architecture
+            .positions_after_padding()
+            .then_some(self.pad_token_id)
+    }
+
+    /// The longest text, in tokens (special tokens included), the position embeddings can
+    /// place: `max_position_embeddings`, less `pad_token_id + 1` for RoBERTa-style positions.
+    pub fn max_tokens(&self) -> usize {
+        match self.position_pad() {
+            Some(pad) => self.max_position_embeddings.saturating_sub(pad + 1),
+            None => self.max_position_embeddings,
+        }
     }
 
     /// Width of one attention head.

@@ -119,9 +119,7 @@ impl<B: Backend> SentenceEncoder<B> {
                 what: "the model directory",
             });
         }
-        let st = StMeta::load(dir, |p| {
-            Ok(TransformerConfig::load(p)?.max_position_embeddings)
-        })?;
+        let st = StMeta::load(dir, |p| Ok(TransformerConfig::load(p)?.max_tokens()))?;
         let tdir = st.transformer_dir.clone();
         let config = TransformerConfig::load(&tdir.join("config.json"))?;
         let weights_path = tdir.join("model.safetensors");
@@ -259,9 +257,9 @@ impl<B: Backend> SentenceEncoder<B> {
         self.meta.st.max_seq_length
     }
 
-    /// Changes the truncation length (at most `max_position_embeddings`).
+    /// Changes the truncation length (at most [`TransformerConfig::max_tokens`]).
     pub fn set_max_seq_length(&mut self, max_seq_length: usize) -> Result<()> {
-        let limit = self.meta.config.max_position_embeddings;
+        let limit = self.meta.config.max_tokens();
         if max_seq_length > limit || max_seq_length < 2 {
             return Err(EncoderError::InvalidInput {
                 name: "max_seq_length",

@@ -93,15 +93,17 @@ impl WeightReader {
                 len - data_start
             )));
         }
-        let prefix = if metadata
-            .tensors()
-            .keys()
-            .any(|n| n.starts_with("bert.embeddings."))
-        {
-            "bert."
-        } else {
-            ""
-        };
+        // Task-model checkpoints name the encoder's weights `bert.…` / `roberta.…`;
+        // sentence-transformers saves the bare encoder without a prefix.
+        let prefix = ["bert.", "roberta."]
+            .into_iter()
+            .find(|p| {
+                metadata
+                    .tensors()
+                    .keys()
+                    .any(|n| n.starts_with(&format!("{p}embeddings.")))
+            })
+            .unwrap_or("");
         Ok(Self {
             file,
             metadata,
@@ -113,7 +115,7 @@ impl WeightReader {
         })
     }
 
-    /// The name prefix found in the file (`""` or `"bert."`).
+    /// The name prefix found in the file (`""`, `"bert."` or `"roberta."`).
     pub(crate) fn prefix(&self) -> &'static str {
         self.prefix
     }

@@ -6,3 +6,4 @@ mod common;
 mod fused;
 mod parity;
 mod tiny;
+mod xlmr;

@@ -177,9 +177,22 @@ pub(crate) struct BertView<'a> {
     pub position: Mat<'a>,
     pub token_type: Mat<'a>,
     pub emb_norm: NormView<'a>,
+    /// RoBERTa-style positions counted from this padding id (`None`: `0..len`).
+    pub position_pad: Option<usize>,
     pub layers: Vec<LayerView<'a>>,
     pub heads: usize,
     pub act: Act,
+}
+
+impl BertView<'_> {
+    /// The most tokens one text may have: the position rows, less `pad + 1` when positions
+    /// count from the padding id.
+    fn max_tokens(&self) -> usize {
+        match self.position_pad {
+            Some(pad) => self.position.rows.saturating_sub(pad + 1),
+            None => self.position.rows,
+        }
+    }
 }
 
 /// Buffers reused across layers and batches (they only grow).
@@ -215,7 +228,8 @@ impl BertView<'_> {
 
     /// The last hidden state of each text, packed: `[Σ lengths, hidden]` in `ws.x` (returned).
     /// `ids[i]` are text `i`'s token ids (special tokens included, no padding); positions run
-    /// `0..len` and token types are 0.
+    /// `0..len` (BERT) or as RoBERTa forms them (see [`BertView::position_pad`]); token types
+    /// are 0.
     pub(crate) fn forward<'w>(
         &self,
         ids: &[&[u32]],
@@ -230,10 +244,10 @@ impl BertView<'_> {
                     rows: self.word.rows,
                 });
             }
-            if t.len() > self.position.rows {
+            if t.len() > self.max_tokens() {
                 return Err(InferError::TooLong {
                     len: t.len(),
-                    rows: self.position.rows,
+                    rows: self.max_tokens(),
                 });
             }
         }
@@ -274,11 +288,26 @@ impl BertView<'_> {
         }
         let type0 = row(self.token_type, 0, h);
         let norm = &self.emb_norm;
-        // Token (text t, position p) → row offsets[t] + p.
-        let rows: Vec<(u32, usize)> = ids
-            .iter()
-            .flat_map(|t| t.iter().enumerate().map(|(p, &id)| (id, p)))
-            .collect();
+        // Token (text t, position p) → row offsets[t] + p, with its position id.
+        let rows: Vec<(u32, usize)> = match self.position_pad {
+            None => ids
+                .iter()
+                .flat_map(|t| t.iter().enumerate().map(|(p, &id)| (id, p)))
+                .collect(),
+            // `pad + 1 + k` for the k-th non-padding token, `pad` for a padding id.
+            Some(pad) => ids
+                .iter()
+                .flat_map(|t| {
+                    t.iter().scan(pad, move |next, &id| {
+                        if id as usize == pad {
+                            return Some((id, pad));
+                        }
+                        *next += 1;
+                        Some((id, *next))
+                    })
+                })
+                .collect(),
+        };
         x.par_chunks_mut(h)
             .zip(rows.par_iter())
             .with_min_len(MIN_ROWS)
