@@ -160,10 +160,24 @@ impl WeightReader {
                 found: info.shape,
             });
         }
+        let values = self.values(&full, &info)?;
+        Ok(Tensor::from_data(TensorData::new(values, shape), device))
+    }
+
+    /// The shape of tensor `name` (without prefix) in the file, if it is there.
+    pub(crate) fn shape(&self, name: &str) -> Option<&[usize]> {
+        self.metadata
+            .info(&format!("{}{name}", self.prefix))
+            .map(|info| info.shape.as_slice())
+    }
+
+    /// The values of tensor `full` (its name in the file) as f32: fails on a dtype that is not
+    /// a float or on a non-finite value.
+    fn values(&mut self, full: &str, info: &TensorInfo) -> Result<Vec<f32>> {
         let path = self.path.clone();
         let dtype_error = || EncoderError::TensorDtype {
             path: path.clone(),
-            name: full.clone(),
+            name: full.to_string(),
             dtype: format!("{:?}", info.dtype),
         };
         if !matches!(
@@ -172,16 +186,16 @@ impl WeightReader {
         ) {
             return Err(dtype_error());
         }
-        let bytes = self.bytes(&info)?;
+        let bytes = self.bytes(info)?;
         let values = to_f32(info.dtype, &bytes).ok_or_else(dtype_error)?;
         drop(bytes);
         if values.iter().any(|v| !v.is_finite()) {
             return Err(EncoderError::NonFiniteTensor {
                 path: self.path.clone(),
-                name: full,
+                name: full.to_string(),
             });
         }
-        Ok(Tensor::from_data(TensorData::new(values, shape), device))
+        Ok(values)
     }
 
     /// Fails if any requested tensor was absent.
@@ -228,6 +242,23 @@ impl WeightReader {
         kept.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(kept)
     }
+}
+
+/// Reads every tensor of a safetensors file as f32 (name, shape, values, in file order), with
+/// the checks model loading applies: header and tensor table, file length, dtype, finite values.
+/// For the fuzz targets.
+#[doc(hidden)]
+pub fn read_safetensors(path: &Path) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+    let mut reader = WeightReader::open(path)?;
+    let mut out = Vec::new();
+    for name in reader.metadata.offset_keys() {
+        let Some(info) = reader.metadata.info(&name).cloned() else {
+            continue;
+        };
+        let values = reader.values(&name, &info)?;
+        out.push((name, info.shape, values));
+    }
+    Ok(out)
 }
 
 fn to_f32(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {

@@ -5,6 +5,7 @@
 //! it can be saved to and restored from a checkpoint exactly.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use burn::module::{AutodiffModule, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
@@ -130,6 +131,58 @@ impl<B: AutodiffBackend> AdamW<B> {
             step,
             state,
         })
+    }
+}
+
+impl<B: AutodiffBackend> AdamW<B> {
+    /// Fails unless every parameter with state is a float parameter of `module` with as many
+    /// values: restored state that belongs to another model would otherwise fail inside the
+    /// backend at the first step. `path` (the state's file) is named in the error.
+    pub(crate) fn check_matches<M: AutodiffModule<B>>(
+        &self,
+        module: &M,
+        path: &Path,
+    ) -> Result<()> {
+        struct Sizes {
+            path: Vec<String>,
+            sizes: BTreeMap<String, usize>,
+        }
+        impl<B: Backend> ModuleVisitor<B> for Sizes {
+            fn enter_module(&mut self, name: &str, _container: &str) {
+                self.path.push(name.to_string());
+            }
+            fn exit_module(&mut self, _name: &str, _container: &str) {
+                self.path.pop();
+            }
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+                let n = param.val().dims().iter().product();
+                self.sizes.insert(self.path.join("."), n);
+            }
+        }
+        let mut v = Sizes {
+            path: Vec::new(),
+            sizes: BTreeMap::new(),
+        };
+        module.visit(&mut v);
+        for (name, s) in &self.state {
+            let found = s.m.dims()[0];
+            match v.sizes.get(name) {
+                Some(&n) if n == found => {}
+                Some(&n) => {
+                    return Err(TrainError::Checkpoint(format!(
+                        "{}: the state of {name} has {found} values, the parameter {n}",
+                        path.display()
+                    )))
+                }
+                None => {
+                    return Err(TrainError::Checkpoint(format!(
+                        "{}: state for {name}, which is not a parameter of the model",
+                        path.display()
+                    )))
+                }
+            }
+        }
+        Ok(())
     }
 }
 
