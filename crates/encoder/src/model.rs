@@ -647,10 +647,12 @@ impl<B: Backend> SentenceEncoder<B> {
         // `with_lora` allocates `r × (in + out)` values per adapter, so that a corrupt `r`
         // (say 10¹²) is an error rather than an allocation failure.
         let mut missing = Vec::new();
+        let mut targets = 0;
         for (name, dense) in self.bert.dense_layers() {
             if !config.matches(&name) {
                 continue;
             }
+            targets += 1;
             for (suffix, expected) in [
                 ("lora_A.weight", [config.r, dense.d_in()]),
                 ("lora_B.weight", [dense.d_out(), config.r]),
@@ -669,6 +671,13 @@ impl<B: Backend> SentenceEncoder<B> {
                     Some(_) => {}
                 }
             }
+        }
+        if targets == 0 {
+            return Err(EncoderError::Lora(format!(
+                "{}: target_modules {:?} match no linear layer of the model",
+                cfg_path.display(),
+                config.target_modules
+            )));
         }
         if !missing.is_empty() {
             return Err(EncoderError::MissingTensors {

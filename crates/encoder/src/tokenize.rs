@@ -91,6 +91,9 @@ impl TextTokenizer {
         if let Some(normalizer) = value.get("normalizer") {
             check_normalizer(normalizer).map_err(bad)?;
         }
+        if let Some(processor) = value.get("post_processor") {
+            check_post_processor(processor).map_err(bad)?;
+        }
         let inner = Tokenizer::from_str(&text).map_err(|e| bad(e.to_string()))?;
         Self::new(inner, max_seq_len, pad_id, path.to_path_buf())
     }
@@ -278,6 +281,65 @@ fn check_normalizer(normalizer: &Value) -> Result<(), String> {
         }
         _ => Ok(()),
     }
+}
+
+/// Refuses a `TemplateProcessing` post-processor (anywhere in `post_processor`, e.g. inside a
+/// `Sequence`) that `tokenizers` would panic on when adding special tokens: a template naming a
+/// special token absent from `special_tokens`, a special token whose `ids` and `tokens`
+/// differ in length, or a single-text template with the second sequence `$B`.
+fn check_post_processor(processor: &Value) -> Result<(), String> {
+    match processor {
+        Value::Array(items) => items.iter().try_for_each(check_post_processor),
+        Value::Object(map) => {
+            if map.get("type").and_then(Value::as_str) == Some("TemplateProcessing") {
+                check_template(map)?;
+            }
+            map.values().try_for_each(check_post_processor)
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check_template(map: &serde_json::Map<String, Value>) -> Result<(), String> {
+    let tokens = map.get("special_tokens").and_then(Value::as_object);
+    if let Some(tokens) = tokens {
+        for (key, token) in tokens {
+            let len = |field: &str| token.get(field).and_then(Value::as_array).map(Vec::len);
+            if len("ids") != len("tokens") {
+                return Err(format!(
+                    "TemplateProcessing: special token {key:?} has {:?} ids and {:?} tokens",
+                    len("ids"),
+                    len("tokens")
+                ));
+            }
+        }
+    }
+    for template in ["single", "pair"] {
+        let Some(pieces) = map.get(template).and_then(Value::as_array) else {
+            continue;
+        };
+        for piece in pieces {
+            if let Some(id) = piece
+                .get("SpecialToken")
+                .and_then(|t| t.get("id"))
+                .and_then(Value::as_str)
+            {
+                if !tokens.is_some_and(|t| t.contains_key(id)) {
+                    return Err(format!(
+                        "TemplateProcessing: the {template} template uses special token {id:?}, \
+                         which special_tokens does not define"
+                    ));
+                }
+            }
+            let sequence = piece.get("Sequence").and_then(|s| s.get("id"));
+            if template == "single" && sequence.and_then(Value::as_str) == Some("B") {
+                return Err(
+                    "TemplateProcessing: the single template uses the second sequence $B".into(),
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Checks a SentencePiece `precompiled_charsmap` (base64 of: trie size in bytes u32 LE, the

@@ -57,6 +57,10 @@ pub(crate) struct WeightReader {
     prefix: &'static str,
     used: BTreeSet<String>,
     missing: Vec<String>,
+    /// Values of the zero placeholders handed out for missing tensors so far.
+    placeholder_values: u64,
+    /// The file's length in bytes.
+    len: u64,
 }
 
 impl WeightReader {
@@ -110,6 +114,8 @@ impl WeightReader {
             prefix,
             used: BTreeSet::new(),
             missing: Vec::new(),
+            placeholder_values: 0,
+            len,
         })
     }
 
@@ -138,8 +144,9 @@ impl WeightReader {
 
     /// Reads tensor `name` (without prefix) as f32 with the expected shape.
     ///
-    /// A missing tensor is recorded (all are reported together by [`WeightReader::finish`]) and
-    /// yields zeros; a wrong shape, dtype or non-finite value fails at once.
+    /// A missing tensor is recorded (all are reported together by [`WeightReader::finish`], or
+    /// at once when the missing tensors hold more values than the file has bytes) and yields
+    /// zeros; a wrong shape, dtype or non-finite value fails at once.
     pub(crate) fn tensor<B: Backend, const D: usize>(
         &mut self,
         name: &str,
@@ -149,6 +156,16 @@ impl WeightReader {
         let full = format!("{}{name}", self.prefix);
         let Some(info) = self.metadata.info(&full).cloned() else {
             self.missing.push(full);
+            // The placeholders are never used (loading fails at the end), but their shapes
+            // come from the config: a `vocab_size` of 10¹² must not allocate them. Past as
+            // many values as the file has bytes, the file cannot be this model's: stop here.
+            let values = shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d as u64));
+            self.placeholder_values = values
+                .and_then(|v| v.checked_add(self.placeholder_values))
+                .unwrap_or(u64::MAX);
+            if self.placeholder_values > self.len {
+                self.check_missing()?;
+            }
             return Ok(Tensor::zeros(shape, device));
         };
         self.used.insert(full.clone());

@@ -219,6 +219,94 @@ fn resume_with_other_settings_is_refused() {
     );
 }
 
+/// Rewrites `optimizer.safetensors` of checkpoint `ck` with `tensors` (name, values).
+fn write_optimizer_state(ck: &Path, tensors: &[(&str, Vec<f32>)]) {
+    let bytes: Vec<(String, Vec<u8>)> = tensors
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.to_string(),
+                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            )
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((_, v), (n, b))| {
+            let view =
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![v.len()], b)
+                    .expect("view");
+            (n.clone(), view)
+        })
+        .collect();
+    let file = safetensors::serialize(views, None).expect("serialise");
+    std::fs::write(ck.join("optimizer.safetensors"), file).expect("write");
+}
+
+/// Regression (fuzzing the checkpoint files): optimiser state that does not belong to the model
+/// (another size, a parameter it lacks, an unpaired or non-finite moment) used to load and then
+/// panic inside the backend at the first step; it is refused at load, naming the file.
+#[test]
+fn regression_optimizer_state_of_another_model_is_refused_at_load() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = TrainConfig {
+        save_steps: Some(1),
+        max_steps: Some(1),
+        ..settings()
+    };
+    Trainer::<AD>::new(cfg.clone(), dir.path())
+        .expect("t")
+        .train(tiny_model(), &examples(), None)
+        .expect("train");
+    let ck = dir.path().join("checkpoints/step-1");
+    Checkpoint::<AD>::load(&ck, &tiny_model(), &cfg, &Default::default())
+        .expect("the saved checkpoint loads");
+    let name = "bert.layers.0.attention.query.weight";
+    let m = format!("{name}.exp_avg");
+    let v = format!("{name}.exp_avg_sq");
+    let cases: Vec<(Vec<(&str, Vec<f32>)>, &str)> = vec![
+        (vec![(&m, vec![0.0; 7]), (&v, vec![0.0; 7])], "7 values"),
+        (
+            vec![
+                ("no.such.parameter.exp_avg", vec![0.0; 4]),
+                ("no.such.parameter.exp_avg_sq", vec![0.0; 4]),
+            ],
+            "not a parameter",
+        ),
+        (vec![(&m, vec![0.0; 4])], "without"),
+        (vec![(&m, vec![0.0; 4]), (&v, vec![0.0; 5])], "has 4 values"),
+        (
+            vec![(&m, vec![f32::NAN; 4]), (&v, vec![0.0; 4])],
+            "non-finite",
+        ),
+        (vec![("stray", vec![0.0; 4])], "neither"),
+    ];
+    for (tensors, expected) in cases {
+        write_optimizer_state(&ck, &tensors);
+        match Checkpoint::<AD>::load(&ck, &tiny_model(), &cfg, &Default::default()) {
+            Ok(_) => panic!("{expected}: optimiser state loaded"),
+            Err(TrainError::Checkpoint(message)) => {
+                assert!(message.contains("optimizer.safetensors"), "{message}");
+                assert!(message.contains(expected), "{message} / {expected}");
+            }
+            Err(e) => panic!("{expected}: {e}"),
+        }
+    }
+    let state = ck.join("trainer_state.json");
+    for text in ["", "{", "{\"format_version\": 1}", "[]"] {
+        std::fs::write(&state, text).expect("write");
+        match Checkpoint::<AD>::load(&ck, &tiny_model(), &cfg, &Default::default()) {
+            Err(TrainError::Checkpoint(message)) => {
+                assert!(message.contains("trainer_state.json"), "{message}")
+            }
+            Err(e) => panic!("{text:?}: {e}"),
+            Ok(_) => panic!("{text:?} loaded"),
+        }
+    }
+}
+
 #[test]
 fn lora_training_changes_only_adapters_and_merges_for_saving() {
     let _serial = serial();
