@@ -60,9 +60,9 @@ fuzz_target!(
     std::fs::write(&path, data).unwrap();
     match read_safetensors(&path) {
         Ok(tensors) => {
-            for (_, shape, values) in &tensors {
-                assert_eq!(shape.iter().product::<usize>(), values.len());
-                assert!(values.iter().all(|v| v.is_finite()));
+            for t in &tensors {
+                assert_eq!(t.shape.iter().product::<usize>(), t.values.len());
+                assert!(t.values.iter().all(|v| v.is_finite()));
             }
         }
         Err(e) => assert_names(&e, &path),

@@ -69,4 +69,4 @@ pub use pooling::{l2_normalize, Pooling, PoolingMode};
 pub use st::{Prompts, StMeta};
 pub use tokenize::{TextTokenizer, TokenBatch};
 #[doc(hidden)]
-pub use weights::read_safetensors;
+pub use weights::{read_safetensors, NamedTensor};

@@ -25,7 +25,8 @@ pub struct RawTensor {
     pub data: Vec<u8>,
 }
 
-/// A float tensor ready to be written: name (without prefix), shape and values.
+/// A float tensor: name (without prefix), shape and values, to be written or as read by
+/// [`read_safetensors`].
 #[derive(Debug, Clone)]
 pub struct NamedTensor {
     /// Name relative to the model (e.g. `encoder.layer.0.attention.self.query.weight`).
@@ -261,11 +262,11 @@ impl WeightReader {
     }
 }
 
-/// Reads every tensor of a safetensors file as f32 (name, shape, values, in file order), with
-/// the checks model loading applies: header and tensor table, file length, dtype, finite values.
-/// For the fuzz targets.
+/// Reads every tensor of a safetensors file as f32 (in file order), with the checks model
+/// loading applies: header and tensor table, file length, dtype, finite values. For the fuzz
+/// targets.
 #[doc(hidden)]
-pub fn read_safetensors(path: &Path) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+pub fn read_safetensors(path: &Path) -> Result<Vec<NamedTensor>> {
     let mut reader = WeightReader::open(path)?;
     let mut out = Vec::new();
     for name in reader.metadata.offset_keys() {
@@ -273,7 +274,11 @@ pub fn read_safetensors(path: &Path) -> Result<Vec<(String, Vec<usize>, Vec<f32>
             continue;
         };
         let values = reader.values(&name, &info)?;
-        out.push((name, info.shape, values));
+        out.push(NamedTensor {
+            name,
+            shape: info.shape,
+            values,
+        });
     }
     Ok(out)
 }

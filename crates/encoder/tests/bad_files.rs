@@ -180,8 +180,7 @@ fn regression_lora_rank_is_checked_against_the_weights_before_allocating() {
         let message = base
             .clone()
             .load_lora_adapter(&dir)
-            .err()
-            .expect("invalid config")
+            .expect_err("invalid config")
             .to_string();
         assert!(
             message.contains("adapter_config.json") && message.contains(expected),

@@ -266,7 +266,8 @@ fn regression_optimizer_state_of_another_model_is_refused_at_load() {
     let name = "bert.layers.0.attention.query.weight";
     let m = format!("{name}.exp_avg");
     let v = format!("{name}.exp_avg_sq");
-    let cases: Vec<(Vec<(&str, Vec<f32>)>, &str)> = vec![
+    type Moments<'a> = Vec<(&'a str, Vec<f32>)>;
+    let cases: Vec<(Moments<'_>, &str)> = vec![
         (vec![(&m, vec![0.0; 7]), (&v, vec![0.0; 7])], "7 values"),
         (
             vec![
