@@ -70,3 +70,5 @@ pub use model::{EncodeOptions, SentenceEncoder};
 pub use pooling::{l2_normalize, Pooling, PoolingMode};
 pub use st::{Prompts, StMeta};
 pub use tokenize::{TextTokenizer, TokenBatch};
+#[doc(hidden)]
+pub use weights::{read_safetensors, NamedTensor};

@@ -645,9 +645,56 @@ impl<B: Backend> SentenceEncoder<B> {
                 cfg_path.display()
             )));
         }
-        let config = peft.to_lora()?;
+        let config = peft.to_lora().map_err(|e| match e {
+            EncoderError::Lora(reason) => {
+                EncoderError::Lora(format!("{}: {reason}", cfg_path.display()))
+            }
+            e => e,
+        })?;
         let path = dir.join("adapter_model.safetensors");
         let mut reader = WeightReader::open(&path)?;
+        // The rank comes from the config file: check it against the stored matrices before
+        // `with_lora` allocates `r × (in + out)` values per adapter, so that a corrupt `r`
+        // (say 10¹²) is an error rather than an allocation failure.
+        let mut missing = Vec::new();
+        let mut targets = 0;
+        for (name, dense) in self.bert.dense_layers() {
+            if !config.matches(&name) {
+                continue;
+            }
+            targets += 1;
+            for (suffix, expected) in [
+                ("lora_A.weight", [config.r, dense.d_in()]),
+                ("lora_B.weight", [dense.d_out(), config.r]),
+            ] {
+                let tensor = format!("{PEFT_PREFIX}{name}.{suffix}");
+                match reader.shape(&tensor) {
+                    None => missing.push(format!("{}{tensor}", reader.prefix())),
+                    Some(found) if found != expected => {
+                        return Err(EncoderError::TensorShape {
+                            path,
+                            name: format!("{}{tensor}", reader.prefix()),
+                            expected: expected.to_vec(),
+                            found: found.to_vec(),
+                        })
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        if targets == 0 {
+            return Err(EncoderError::Lora(format!(
+                "{}: target_modules {:?} match no linear layer of the model",
+                cfg_path.display(),
+                config.target_modules
+            )));
+        }
+        if !missing.is_empty() {
+            return Err(EncoderError::MissingTensors {
+                path,
+                names: missing,
+            });
+        }
         let device = self.device();
         let with = self.with_lora(config.clone(), 0)?;
         let mut meta = (*with.meta).clone();

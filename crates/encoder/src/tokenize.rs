@@ -1,10 +1,12 @@
 //! Tokenisation with the model's `tokenizer.json`, truncated as sentence-transformers does.
 
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
-use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+use serde_json::Value;
+use tokenizers::{Encoding, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 use crate::error::{EncoderError, Result};
 
@@ -77,10 +79,22 @@ impl TextTokenizer {
                 what: "the tokenizer (tokenizer.json)",
             });
         }
-        let inner = Tokenizer::from_file(path).map_err(|e| EncoderError::Tokenizer {
+        let bad = |reason: String| EncoderError::Tokenizer {
             path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(crate::error::io_err(path))?;
+        // `tokenizers` panics on some malformed files (a JSON syntax error inside `decoder`, a
+        // corrupt `Precompiled` normaliser): those are refused here first.
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        if let Some(normalizer) = value.get("normalizer") {
+            check_normalizer(normalizer).map_err(bad)?;
+        }
+        if let Some(processor) = value.get("post_processor") {
+            check_post_processor(processor).map_err(bad)?;
+        }
+        let inner = Tokenizer::from_str(&text).map_err(|e| bad(e.to_string()))?;
         Self::new(inner, max_seq_len, pad_id, path.to_path_buf())
     }
 
@@ -146,10 +160,20 @@ impl TextTokenizer {
         self.inner.get_vocab_size(true)
     }
 
-    /// The largest token id the tokenizer can produce (its vocabulary and added tokens), `None`
-    /// for an empty vocabulary.
+    /// The largest token id the tokenizer can produce (its vocabulary, added tokens and the
+    /// special tokens its post-processor adds, whose ids `tokenizer.json` states separately),
+    /// `None` for an empty vocabulary.
     pub fn max_token_id(&self) -> Option<u32> {
-        self.inner.get_vocab(true).into_values().max()
+        let specials = self
+            .inner
+            .post_process(Encoding::default(), None, true)
+            .map(|e| e.get_ids().to_vec())
+            .unwrap_or_default();
+        self.inner
+            .get_vocab(true)
+            .into_values()
+            .chain(specials)
+            .max()
     }
 
     /// The tokenizer file this tokenizer was read from (`<in memory>` and the like otherwise).
@@ -241,4 +265,169 @@ impl TextTokenizer {
         let ends_special = special.last().is_some_and(|&s| s == 1);
         Ok(encoding.len() - usize::from(ends_special))
     }
+}
+
+/// Refuses a `Precompiled` normaliser (anywhere in `normalizer`, e.g. inside a `Sequence`)
+/// whose `precompiled_charsmap` would make `tokenizers` allocate by an unchecked size or index
+/// out of bounds while normalising.
+fn check_normalizer(normalizer: &Value) -> Result<(), String> {
+    match normalizer {
+        Value::Array(items) => items.iter().try_for_each(check_normalizer),
+        Value::Object(map) => {
+            if map.get("type").and_then(Value::as_str) == Some("Precompiled") {
+                check_precompiled(map.get("precompiled_charsmap"))?;
+            }
+            map.values().try_for_each(check_normalizer)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Refuses a `TemplateProcessing` post-processor (anywhere in `post_processor`, e.g. inside a
+/// `Sequence`) that `tokenizers` would panic on when adding special tokens: a template naming a
+/// special token absent from `special_tokens`, a special token whose `ids` and `tokens`
+/// differ in length, or a single-text template with the second sequence `$B`.
+fn check_post_processor(processor: &Value) -> Result<(), String> {
+    match processor {
+        Value::Array(items) => items.iter().try_for_each(check_post_processor),
+        Value::Object(map) => {
+            if map.get("type").and_then(Value::as_str) == Some("TemplateProcessing") {
+                check_template(map)?;
+            }
+            map.values().try_for_each(check_post_processor)
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check_template(map: &serde_json::Map<String, Value>) -> Result<(), String> {
+    let tokens = map.get("special_tokens").and_then(Value::as_object);
+    if let Some(tokens) = tokens {
+        for (key, token) in tokens {
+            let len = |field: &str| token.get(field).and_then(Value::as_array).map(Vec::len);
+            if len("ids") != len("tokens") {
+                return Err(format!(
+                    "TemplateProcessing: special token {key:?} has {:?} ids and {:?} tokens",
+                    len("ids"),
+                    len("tokens")
+                ));
+            }
+        }
+    }
+    for template in ["single", "pair"] {
+        let Some(pieces) = map.get(template).and_then(Value::as_array) else {
+            continue;
+        };
+        for piece in pieces {
+            if let Some(id) = piece
+                .get("SpecialToken")
+                .and_then(|t| t.get("id"))
+                .and_then(Value::as_str)
+            {
+                if !tokens.is_some_and(|t| t.contains_key(id)) {
+                    return Err(format!(
+                        "TemplateProcessing: the {template} template uses special token {id:?}, \
+                         which special_tokens does not define"
+                    ));
+                }
+            }
+            let sequence = piece.get("Sequence").and_then(|s| s.get("id"));
+            if template == "single" && sequence.and_then(Value::as_str) == Some("B") {
+                return Err(
+                    "TemplateProcessing: the single template uses the second sequence $B".into(),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks a SentencePiece `precompiled_charsmap` (base64 of: trie size in bytes u32 LE, the
+/// double-array trie as u32 LE units, then the NUL-separated replacement strings) the way
+/// `spm_precompiled` reads it: the trie fits the blob, every state reachable from the root can
+/// be followed by any byte without leaving the array, and every leaf points at a character
+/// boundary of the replacement strings.
+fn check_precompiled(charsmap: Option<&Value>) -> Result<(), String> {
+    let text = charsmap
+        .and_then(Value::as_str)
+        .ok_or("a Precompiled normalizer needs a precompiled_charsmap string")?;
+    let blob = decode_base64(text).ok_or("precompiled_charsmap is not base64")?;
+    let corrupt = |what: &str| format!("precompiled_charsmap: {what}");
+    let size = blob
+        .get(..4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .ok_or_else(|| corrupt("shorter than its header"))?;
+    let trie_end = 4 + size / 4 * 4;
+    if trie_end > blob.len() {
+        return Err(corrupt(&format!(
+            "a trie of {size} bytes in {} bytes",
+            blob.len()
+        )));
+    }
+    let array: Vec<usize> = blob[4..trie_end]
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as usize)
+        .collect();
+    let normalized = std::str::from_utf8(&blob[trie_end..])
+        .map_err(|_| corrupt("the replacement strings are not UTF-8"))?;
+    // The unit encoding of `spm_precompiled` (darts-clone).
+    let offset = |u: usize| (u >> 10) << ((u & (1 << 9)) >> 6);
+    let label = |u: usize| u & ((1 << 31) | 0xFF);
+    let has_leaf = |u: usize| (u >> 8) & 1 == 1;
+    let value = |u: usize| u & ((1 << 31) - 1);
+    let root = *array.first().ok_or_else(|| corrupt("empty trie"))?;
+    let mut seen = vec![false; array.len()];
+    let mut stack = vec![offset(root)];
+    while let Some(state) = stack.pop() {
+        // the search reads `array[state ^ byte]` for every byte 1..=255 of the input
+        if (state | 0xFF) >= array.len() {
+            return Err(corrupt("a trie state leads outside the array"));
+        }
+        if std::mem::replace(&mut seen[state], true) {
+            continue;
+        }
+        for byte in 1..=255usize {
+            let unit = array[state ^ byte];
+            if label(unit) != byte {
+                continue;
+            }
+            let next = state ^ byte ^ offset(unit);
+            if has_leaf(unit) {
+                let at = array
+                    .get(next)
+                    .map(|&leaf| value(leaf))
+                    .ok_or_else(|| corrupt("a trie leaf outside the array"))?;
+                if !normalized.is_char_boundary(at) {
+                    return Err(corrupt("a replacement outside the replacement strings"));
+                }
+            }
+            stack.push(next);
+        }
+    }
+    Ok(())
+}
+
+/// Standard base64 (padding optional); `None` on any other character.
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let digit = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let text = text.trim_end_matches('=');
+    let mut out = Vec::with_capacity(text.len() / 4 * 3 + 3);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for &c in text.as_bytes() {
+        acc = (acc << 6) | u32::from(digit(c)?);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
 }

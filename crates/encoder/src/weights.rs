@@ -25,7 +25,8 @@ pub struct RawTensor {
     pub data: Vec<u8>,
 }
 
-/// A float tensor ready to be written: name (without prefix), shape and values.
+/// A float tensor: name (without prefix), shape and values, to be written or as read by
+/// [`read_safetensors`].
 #[derive(Debug, Clone)]
 pub struct NamedTensor {
     /// Name relative to the model (e.g. `encoder.layer.0.attention.self.query.weight`).
@@ -57,6 +58,10 @@ pub(crate) struct WeightReader {
     prefix: &'static str,
     used: BTreeSet<String>,
     missing: Vec<String>,
+    /// Values of the zero placeholders handed out for missing tensors so far.
+    placeholder_values: u64,
+    /// The file's length in bytes.
+    len: u64,
 }
 
 impl WeightReader {
@@ -112,6 +117,8 @@ impl WeightReader {
             prefix,
             used: BTreeSet::new(),
             missing: Vec::new(),
+            placeholder_values: 0,
+            len,
         })
     }
 
@@ -140,8 +147,9 @@ impl WeightReader {
 
     /// Reads tensor `name` (without prefix) as f32 with the expected shape.
     ///
-    /// A missing tensor is recorded (all are reported together by [`WeightReader::finish`]) and
-    /// yields zeros; a wrong shape, dtype or non-finite value fails at once.
+    /// A missing tensor is recorded (all are reported together by [`WeightReader::finish`], or
+    /// at once when the missing tensors hold more values than the file has bytes) and yields
+    /// zeros; a wrong shape, dtype or non-finite value fails at once.
     pub(crate) fn tensor<B: Backend, const D: usize>(
         &mut self,
         name: &str,
@@ -151,6 +159,16 @@ impl WeightReader {
         let full = format!("{}{name}", self.prefix);
         let Some(info) = self.metadata.info(&full).cloned() else {
             self.missing.push(full);
+            // The placeholders are never used (loading fails at the end), but their shapes
+            // come from the config: a `vocab_size` of 10¹² must not allocate them. Past as
+            // many values as the file has bytes, the file cannot be this model's: stop here.
+            let values = shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d as u64));
+            self.placeholder_values = values
+                .and_then(|v| v.checked_add(self.placeholder_values))
+                .unwrap_or(u64::MAX);
+            if self.placeholder_values > self.len {
+                self.check_missing()?;
+            }
             return Ok(Tensor::zeros(shape, device));
         };
         self.used.insert(full.clone());
@@ -162,10 +180,24 @@ impl WeightReader {
                 found: info.shape,
             });
         }
+        let values = self.values(&full, &info)?;
+        Ok(Tensor::from_data(TensorData::new(values, shape), device))
+    }
+
+    /// The shape of tensor `name` (without prefix) in the file, if it is there.
+    pub(crate) fn shape(&self, name: &str) -> Option<&[usize]> {
+        self.metadata
+            .info(&format!("{}{name}", self.prefix))
+            .map(|info| info.shape.as_slice())
+    }
+
+    /// The values of tensor `full` (its name in the file) as f32: fails on a dtype that is not
+    /// a float or on a non-finite value.
+    fn values(&mut self, full: &str, info: &TensorInfo) -> Result<Vec<f32>> {
         let path = self.path.clone();
         let dtype_error = || EncoderError::TensorDtype {
             path: path.clone(),
-            name: full.clone(),
+            name: full.to_string(),
             dtype: format!("{:?}", info.dtype),
         };
         if !matches!(
@@ -174,16 +206,16 @@ impl WeightReader {
         ) {
             return Err(dtype_error());
         }
-        let bytes = self.bytes(&info)?;
+        let bytes = self.bytes(info)?;
         let values = to_f32(info.dtype, &bytes).ok_or_else(dtype_error)?;
         drop(bytes);
         if values.iter().any(|v| !v.is_finite()) {
             return Err(EncoderError::NonFiniteTensor {
                 path: self.path.clone(),
-                name: full,
+                name: full.to_string(),
             });
         }
-        Ok(Tensor::from_data(TensorData::new(values, shape), device))
+        Ok(values)
     }
 
     /// Fails if any requested tensor was absent.
@@ -230,6 +262,27 @@ impl WeightReader {
         kept.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(kept)
     }
+}
+
+/// Reads every tensor of a safetensors file as f32 (in file order), with the checks model
+/// loading applies: header and tensor table, file length, dtype, finite values. For the fuzz
+/// targets.
+#[doc(hidden)]
+pub fn read_safetensors(path: &Path) -> Result<Vec<NamedTensor>> {
+    let mut reader = WeightReader::open(path)?;
+    let mut out = Vec::new();
+    for name in reader.metadata.offset_keys() {
+        let Some(info) = reader.metadata.info(&name).cloned() else {
+            continue;
+        };
+        let values = reader.values(&name, &info)?;
+        out.push(NamedTensor {
+            name,
+            shape: info.shape,
+            values,
+        });
+    }
+    Ok(out)
 }
 
 fn to_f32(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod bad_files;
 mod fused;
 mod parity;
 mod tiny;

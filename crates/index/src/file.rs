@@ -97,6 +97,12 @@ impl IndexFile {
     /// Reads and verifies `path`.
     pub(crate) fn read(path: &Path) -> Result<Self, IndexError> {
         let bytes = fs::read(path).map_err(|e| IndexError::io(path, e))?;
+        Self::from_bytes(bytes, path)
+    }
+
+    /// Verifies the bytes of an index file read from `path` (used in messages, and as the
+    /// directory an HNSW graph is staged in).
+    pub(crate) fn from_bytes(bytes: Vec<u8>, path: &Path) -> Result<Self, IndexError> {
         let corrupted = |reason: String| IndexError::Corrupted {
             path: path.to_path_buf(),
             reason,

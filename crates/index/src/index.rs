@@ -96,7 +96,20 @@ impl IndexConfig {
 /// has another version, is truncated, fails a checksum, or is inconsistent (dimensions, counts,
 /// ids, graph structure) gives a typed error.
 pub fn load_index(path: impl AsRef<Path>) -> Result<Box<dyn VectorIndex>, IndexError> {
-    let file = IndexFile::read(path.as_ref())?;
+    from_file(IndexFile::read(path.as_ref())?)
+}
+
+/// [`load_index`] on the bytes of a file, as if read from `path` (which names the file in
+/// errors; an HNSW graph is staged in its directory). For the fuzz targets.
+#[doc(hidden)]
+pub fn load_index_from_bytes(
+    bytes: Vec<u8>,
+    path: &Path,
+) -> Result<Box<dyn VectorIndex>, IndexError> {
+    from_file(IndexFile::from_bytes(bytes, path)?)
+}
+
+fn from_file(file: IndexFile) -> Result<Box<dyn VectorIndex>, IndexError> {
     Ok(match file.kind() {
         Kind::Flat => Box::new(FlatIndex::from_file(&file)?),
         Kind::Hnsw => Box::new(HnswIndex::from_file(&file)?),

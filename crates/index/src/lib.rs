@@ -48,6 +48,6 @@ pub use error::{IndexError, Item};
 pub use file::{FORMAT_VERSION, MAGIC};
 pub use flat::FlatIndex;
 pub use hnsw::{HnswIndex, HnswParams};
-pub use index::{load_index, IndexConfig, VectorIndex};
+pub use index::{load_index, load_index_from_bytes, IndexConfig, VectorIndex};
 pub use topk::Hit;
 pub use vectors::Metric;

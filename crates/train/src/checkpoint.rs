@@ -162,6 +162,70 @@ impl TrainerState {
     }
 }
 
+impl TrainerState {
+    /// Parses a `trainer_state.json` text read from `path` (named in errors) and checks its
+    /// format version.
+    pub fn from_json_str(text: &str, path: &Path) -> Result<Self> {
+        let state: TrainerState = serde_json::from_str(text)
+            .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", path.display())))?;
+        if state.format_version != FORMAT_VERSION {
+            return Err(TrainError::Checkpoint(format!(
+                "{}: format version {} (this build reads {FORMAT_VERSION})",
+                path.display(),
+                state.format_version
+            )));
+        }
+        Ok(state)
+    }
+}
+
+/// Parses the bytes of an `optimizer.safetensors` file read from `path` (named in errors): the
+/// AdamW moments by name, as [`AdamW::import`] takes them. Every tensor must be finite F32, and
+/// every `{p}.exp_avg` must come with a `{p}.exp_avg_sq` of the same size and vice versa.
+#[doc(hidden)]
+pub fn read_optimizer_state(bytes: &[u8], path: &Path) -> Result<BTreeMap<String, Vec<f32>>> {
+    let bad = |reason: String| TrainError::Checkpoint(format!("{}: {reason}", path.display()));
+    let file = SafeTensors::deserialize(bytes).map_err(|e| bad(e.to_string()))?;
+    let mut tensors = BTreeMap::new();
+    for (name, view) in file.tensors() {
+        if view.dtype() != Dtype::F32 {
+            return Err(bad(format!("{name} is not F32")));
+        }
+        let values: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err(bad(format!("{name} holds non-finite values")));
+        }
+        tensors.insert(name, values);
+    }
+    for (name, values) in &tensors {
+        let partner = if let Some(p) = name.strip_suffix(".exp_avg") {
+            format!("{p}.exp_avg_sq")
+        } else if let Some(p) = name.strip_suffix(".exp_avg_sq") {
+            format!("{p}.exp_avg")
+        } else {
+            return Err(bad(format!(
+                "{name} is neither an .exp_avg nor an .exp_avg_sq moment"
+            )));
+        };
+        match tensors.get(&partner) {
+            None => return Err(bad(format!("{name} without {partner}"))),
+            Some(other) if other.len() != values.len() => {
+                return Err(bad(format!(
+                    "{name} has {} values, {partner} {}",
+                    values.len(),
+                    other.len()
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(tensors)
+}
+
 /// A loaded checkpoint.
 pub struct Checkpoint<B: AutodiffBackend> {
     /// The model to continue training.
@@ -209,15 +273,7 @@ impl<B: AutodiffBackend> Checkpoint<B> {
     ) -> Result<Self> {
         let state_path = dir.join("trainer_state.json");
         let text = std::fs::read_to_string(&state_path).map_err(io_err(&state_path))?;
-        let state: TrainerState = serde_json::from_str(&text)
-            .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", state_path.display())))?;
-        if state.format_version != FORMAT_VERSION {
-            return Err(TrainError::Checkpoint(format!(
-                "{}: format version {} (this build reads {FORMAT_VERSION})",
-                state_path.display(),
-                state.format_version
-            )));
-        }
+        let state = TrainerState::from_json_str(&text, &state_path)?;
         let differ: Vec<String> = fingerprint(&state.config)
             .into_iter()
             .zip(fingerprint(config))
@@ -270,6 +326,7 @@ impl<B: AutodiffBackend> Checkpoint<B> {
         let bytes = std::fs::read(&opt_path).map_err(io_err(&opt_path))?;
         let file = SafeTensors::deserialize(&bytes)
             .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", opt_path.display())))?;
+        // The table is checked against the model before any value is read.
         check_optimizer_state(&file, &trainable_sizes(&model), &state).map_err(|reason| {
             TrainError::CheckpointMismatch {
                 path: opt_path.clone(),
@@ -277,15 +334,7 @@ impl<B: AutodiffBackend> Checkpoint<B> {
                 reason,
             }
         })?;
-        let mut tensors = BTreeMap::new();
-        for (name, view) in file.tensors() {
-            let values: Vec<f32> = view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            tensors.insert(name, values);
-        }
+        let tensors = read_optimizer_state(&bytes, &opt_path)?;
         let optimizer = AdamW::import(config.adamw, state.step, tensors, device)?;
         Ok(Self {
             model,
