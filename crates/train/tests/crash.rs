@@ -20,7 +20,7 @@ const CHILD_ENV: &str = "EMBEDTUNE_CRASH_CHILD";
 /// Kill points to try in all; each round (a fresh output directory) lasts until a child
 /// completes the run, and rounds go on until this many kills were made.
 const KILLS: usize = 30;
-const MAX_ROUNDS: usize = 12;
+const MAX_ROUNDS: usize = 60;
 
 fn config() -> TrainConfig {
     TrainConfig {
