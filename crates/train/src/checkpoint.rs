@@ -435,16 +435,8 @@ pub fn save<B: AutodiffBackend>(
 /// older ones; checkpoints past `up_to` (another timeline of the run, from before a resume at
 /// an earlier step) are left alone.
 pub fn prune(dir: &Path, keep: usize, up_to: u64) -> Result<()> {
-    let mut steps: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
-        .map_err(io_err(dir))?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let n: u64 = name.strip_prefix("step-")?.parse().ok()?;
-            (n <= up_to).then(|| (n, e.path()))
-        })
-        .collect();
-    steps.sort();
+    let mut steps = steps(dir).map_err(io_err(dir))?;
+    steps.retain(|(n, _)| *n <= up_to);
     let excess = steps.len().saturating_sub(keep.max(1));
     for (_, path) in steps.into_iter().take(excess) {
         std::fs::remove_dir_all(&path).map_err(io_err(&path))?;
@@ -452,13 +444,13 @@ pub fn prune(dir: &Path, keep: usize, up_to: u64) -> Result<()> {
     Ok(())
 }
 
-/// The newest `step-N` checkpoint under `dir`, if any.
-pub fn latest(dir: &Path) -> Option<PathBuf> {
-    std::fs::read_dir(dir)
-        .ok()?
+/// The `step-N` checkpoints under `dir` with their step numbers, oldest first (staging folders
+/// of interrupted saves are not among them).
+pub fn steps(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
+    let mut steps: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok())
         .filter_map(|e| {
-            let n: u64 = e
+            let n = e
                 .file_name()
                 .to_string_lossy()
                 .strip_prefix("step-")?
@@ -466,6 +458,12 @@ pub fn latest(dir: &Path) -> Option<PathBuf> {
                 .ok()?;
             Some((n, e.path()))
         })
-        .max()
-        .map(|(_, p)| p)
+        .collect();
+    steps.sort();
+    Ok(steps)
+}
+
+/// The newest `step-N` checkpoint under `dir`, if any.
+pub fn latest(dir: &Path) -> Option<PathBuf> {
+    steps(dir).ok()?.pop().map(|(_, p)| p)
 }

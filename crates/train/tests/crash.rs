@@ -119,23 +119,7 @@ fn leftovers(dir: &Path) -> Vec<String> {
 }
 
 fn step_dirs(output: &Path) -> Vec<(u64, PathBuf)> {
-    let mut v: Vec<(u64, PathBuf)> = std::fs::read_dir(output.join("checkpoints"))
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| {
-                    let n = e
-                        .file_name()
-                        .to_string_lossy()
-                        .strip_prefix("step-")?
-                        .parse()
-                        .ok()?;
-                    Some((n, e.path()))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
+    checkpoint::steps(&output.join("checkpoints")).unwrap_or_default()
 }
 
 /// A small deterministic generator for the kill moments (xorshift64*).
