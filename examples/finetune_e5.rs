@@ -393,6 +393,11 @@ impl OnBackend for Job {
 
         let final_model = outcome.model.valid();
         let final_model = if final_model.lora_config().is_some() {
+            // The adapters alone (PEFT's format, loadable on the base model with
+            // sentence-transformers' `load_adapter` or PEFT), and the merged model.
+            final_model
+                .save_lora_adapter(args.output.join("adapter"))
+                .map_err(err)?;
             final_model.merge_lora()
         } else {
             final_model

@@ -39,10 +39,10 @@ fn seeds() {
         (
             "two-parameters".into(),
             safetensors_file(&[
-                ("bert.layers.0.attention.query.weight.exp_avg", a.clone()),
-                ("bert.layers.0.attention.query.weight.exp_avg_sq", v.clone()),
-                ("bert.embeddings.norm.gamma.exp_avg", a[..8].to_vec()),
-                ("bert.embeddings.norm.gamma.exp_avg_sq", v[..8].to_vec()),
+                ("encoder.layer.0.attention.self.query.weight.exp_avg", a.clone()),
+                ("encoder.layer.0.attention.self.query.weight.exp_avg_sq", v.clone()),
+                ("embeddings.LayerNorm.weight.exp_avg", a[..8].to_vec()),
+                ("embeddings.LayerNorm.weight.exp_avg_sq", v[..8].to_vec()),
             ]),
         ),
         ("empty".into(), safetensors_file(&[])),

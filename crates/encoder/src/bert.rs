@@ -11,6 +11,7 @@ use crate::config::{Activation, TransformerConfig};
 use crate::dense::Dense;
 use crate::error::Result;
 use crate::fused;
+use crate::names::{self, EmbeddingPart, Linear, Norm};
 use crate::weights::{tensor_values, NamedTensor, WeightReader};
 
 /// Where a module's weights come from.
@@ -33,6 +34,35 @@ impl Source<'_> {
             Source::File(r) => Dense::load(r, name, d_in, d_out, device),
             Source::Random => Ok(Dense::random(d_in, d_out, device)),
         }
+    }
+
+    /// Linear layer `which` of block `index`, with its shape from the config.
+    fn linear<B: Backend>(
+        &mut self,
+        cfg: &TransformerConfig,
+        index: usize,
+        which: Linear,
+        device: &B::Device,
+    ) -> Result<Dense<B>> {
+        let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
+        let (d_in, d_out) = match which {
+            Linear::Intermediate => (h, i),
+            Linear::Output => (i, h),
+            Linear::Query | Linear::Key | Linear::Value | Linear::AttentionOutput => (h, h),
+        };
+        self.dense(&names::linear(index, which), d_in, d_out, device)
+    }
+
+    /// LayerNorm `which` of block `index`.
+    fn norm<B: Backend>(
+        &mut self,
+        cfg: &TransformerConfig,
+        index: usize,
+        which: Norm,
+        device: &B::Device,
+    ) -> Result<LayerNorm<B>> {
+        let name = names::norm(index, which);
+        self.layer_norm(&name, cfg.hidden_size, cfg.layer_norm_eps, device)
     }
 
     fn embedding<B: Backend>(
@@ -83,13 +113,12 @@ fn export_norm<B: Backend>(
     out: &mut Vec<NamedTensor>,
 ) -> Result<()> {
     let dim = norm.gamma.dims()[0];
-    let weight = format!("{name}.weight");
+    let (weight, bias) = names::weight_and_bias(name);
     out.push(NamedTensor {
         values: tensor_values(norm.gamma.val(), &weight)?,
         name: weight,
         shape: vec![dim],
     });
-    let bias = format!("{name}.bias");
     let values = match &norm.beta {
         Some(b) => tensor_values(b.val(), &bias)?,
         None => vec![0.0; dim],
@@ -142,20 +171,20 @@ impl<B: Backend> Embeddings<B> {
     fn new(cfg: &TransformerConfig, src: &mut Source<'_>, device: &B::Device) -> Result<Self> {
         let h = cfg.hidden_size;
         Ok(Self {
-            word: src.embedding("embeddings.word_embeddings", cfg.vocab_size, h, device)?,
+            word: src.embedding(EmbeddingPart::Word.hf(), cfg.vocab_size, h, device)?,
             position: src.embedding(
-                "embeddings.position_embeddings",
+                EmbeddingPart::Position.hf(),
                 cfg.max_position_embeddings,
                 h,
                 device,
             )?,
             token_type: src.embedding(
-                "embeddings.token_type_embeddings",
+                EmbeddingPart::TokenType.hf(),
                 cfg.type_vocab_size,
                 h,
                 device,
             )?,
-            norm: src.layer_norm("embeddings.LayerNorm", h, cfg.layer_norm_eps, device)?,
+            norm: src.layer_norm(EmbeddingPart::Norm.hf(), h, cfg.layer_norm_eps, device)?,
             dropout: DropoutConfig::new(cfg.hidden_dropout_prob).init(),
             layer_norm_eps: cfg.layer_norm_eps,
             position_pad: cfg.position_pad(),
@@ -185,10 +214,10 @@ impl<B: Backend> Embeddings<B> {
     }
 
     fn export(&self, out: &mut Vec<NamedTensor>) -> Result<()> {
-        export_embedding(&self.word, "embeddings.word_embeddings", out)?;
-        export_embedding(&self.position, "embeddings.position_embeddings", out)?;
-        export_embedding(&self.token_type, "embeddings.token_type_embeddings", out)?;
-        export_norm(&self.norm, "embeddings.LayerNorm", out)
+        export_embedding(&self.word, EmbeddingPart::Word.hf(), out)?;
+        export_embedding(&self.position, EmbeddingPart::Position.hf(), out)?;
+        export_embedding(&self.token_type, EmbeddingPart::TokenType.hf(), out)?;
+        export_norm(&self.norm, EmbeddingPart::Norm.hf(), out)
     }
 }
 
@@ -220,22 +249,16 @@ pub struct Attention<B: Backend> {
 impl<B: Backend> Attention<B> {
     fn new(
         cfg: &TransformerConfig,
-        prefix: &str,
+        index: usize,
         src: &mut Source<'_>,
         device: &B::Device,
     ) -> Result<Self> {
-        let h = cfg.hidden_size;
         Ok(Self {
-            query: src.dense(&format!("{prefix}.self.query"), h, h, device)?,
-            key: src.dense(&format!("{prefix}.self.key"), h, h, device)?,
-            value: src.dense(&format!("{prefix}.self.value"), h, h, device)?,
-            output: src.dense(&format!("{prefix}.output.dense"), h, h, device)?,
-            norm: src.layer_norm(
-                &format!("{prefix}.output.LayerNorm"),
-                h,
-                cfg.layer_norm_eps,
-                device,
-            )?,
+            query: src.linear(cfg, index, Linear::Query, device)?,
+            key: src.linear(cfg, index, Linear::Key, device)?,
+            value: src.linear(cfg, index, Linear::Value, device)?,
+            output: src.linear(cfg, index, Linear::AttentionOutput, device)?,
+            norm: src.norm(cfg, index, Norm::Attention, device)?,
             attn_dropout: DropoutConfig::new(cfg.attention_probs_dropout_prob).init(),
             dropout: DropoutConfig::new(cfg.hidden_dropout_prob).init(),
             heads: cfg.num_attention_heads,
@@ -256,14 +279,6 @@ impl<B: Backend> Attention<B> {
         );
         let out = self.output.forward(context);
         fused::residual_norm(out, x, &self.norm, self.layer_norm_eps, self.dropout.prob)
-    }
-
-    fn export(&self, prefix: &str, out: &mut Vec<NamedTensor>) -> Result<()> {
-        self.query.export(&format!("{prefix}.self.query"), out)?;
-        self.key.export(&format!("{prefix}.self.key"), out)?;
-        self.value.export(&format!("{prefix}.self.value"), out)?;
-        self.output.export(&format!("{prefix}.output.dense"), out)?;
-        export_norm(&self.norm, &format!("{prefix}.output.LayerNorm"), out)
     }
 }
 
@@ -295,18 +310,11 @@ impl<B: Backend> Layer<B> {
         src: &mut Source<'_>,
         device: &B::Device,
     ) -> Result<Self> {
-        let p = format!("encoder.layer.{index}");
-        let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
         Ok(Self {
-            attention: Attention::new(cfg, &format!("{p}.attention"), src, device)?,
-            intermediate: src.dense(&format!("{p}.intermediate.dense"), h, i, device)?,
-            output: src.dense(&format!("{p}.output.dense"), i, h, device)?,
-            norm: src.layer_norm(
-                &format!("{p}.output.LayerNorm"),
-                h,
-                cfg.layer_norm_eps,
-                device,
-            )?,
+            attention: Attention::new(cfg, index, src, device)?,
+            intermediate: src.linear(cfg, index, Linear::Intermediate, device)?,
+            output: src.linear(cfg, index, Linear::Output, device)?,
+            norm: src.norm(cfg, index, Norm::Output, device)?,
             dropout: DropoutConfig::new(cfg.hidden_dropout_prob).init(),
             activation: cfg.hidden_act,
             layer_norm_eps: cfg.layer_norm_eps,
@@ -326,13 +334,47 @@ impl<B: Backend> Layer<B> {
         fused::residual_norm(out, x, &self.norm, self.layer_norm_eps, self.dropout.prob)
     }
 
+    /// The linear layer `which`.
+    pub fn linear(&self, which: Linear) -> &Dense<B> {
+        match which {
+            Linear::Query => &self.attention.query,
+            Linear::Key => &self.attention.key,
+            Linear::Value => &self.attention.value,
+            Linear::AttentionOutput => &self.attention.output,
+            Linear::Intermediate => &self.intermediate,
+            Linear::Output => &self.output,
+        }
+    }
+
+    /// The linear layer `which`, mutably.
+    pub fn linear_mut(&mut self, which: Linear) -> &mut Dense<B> {
+        match which {
+            Linear::Query => &mut self.attention.query,
+            Linear::Key => &mut self.attention.key,
+            Linear::Value => &mut self.attention.value,
+            Linear::AttentionOutput => &mut self.attention.output,
+            Linear::Intermediate => &mut self.intermediate,
+            Linear::Output => &mut self.output,
+        }
+    }
+
+    /// The LayerNorm `which`.
+    pub fn norm(&self, which: Norm) -> &LayerNorm<B> {
+        match which {
+            Norm::Attention => &self.attention.norm,
+            Norm::Output => &self.norm,
+        }
+    }
+
     fn export(&self, index: usize, out: &mut Vec<NamedTensor>) -> Result<()> {
-        let p = format!("encoder.layer.{index}");
-        self.attention.export(&format!("{p}.attention"), out)?;
-        self.intermediate
-            .export(&format!("{p}.intermediate.dense"), out)?;
-        self.output.export(&format!("{p}.output.dense"), out)?;
-        export_norm(&self.norm, &format!("{p}.output.LayerNorm"), out)
+        for which in Linear::ALL {
+            self.linear(which)
+                .export(&names::linear(index, which), out)?;
+        }
+        for which in Norm::ALL {
+            export_norm(self.norm(which), &names::norm(index, which), out)?;
+        }
+        Ok(())
     }
 }
 
@@ -387,22 +429,12 @@ impl<B: Backend> Bert<B> {
         self,
         f: &mut impl FnMut(&str, Dense<B>) -> Result<Dense<B>, E>,
     ) -> Result<Self, E> {
-        let mut layers = Vec::with_capacity(self.layers.len());
-        for (i, layer) in self.layers.into_iter().enumerate() {
-            let p = format!("encoder.layer.{i}");
-            let a = layer.attention;
-            layers.push(Layer {
-                attention: Attention {
-                    query: f(&format!("{p}.attention.self.query"), a.query)?,
-                    key: f(&format!("{p}.attention.self.key"), a.key)?,
-                    value: f(&format!("{p}.attention.self.value"), a.value)?,
-                    output: f(&format!("{p}.attention.output.dense"), a.output)?,
-                    ..a
-                },
-                intermediate: f(&format!("{p}.intermediate.dense"), layer.intermediate)?,
-                output: f(&format!("{p}.output.dense"), layer.output)?,
-                ..layer
-            });
+        let mut layers = self.layers;
+        for (i, layer) in layers.iter_mut().enumerate() {
+            for which in Linear::ALL {
+                let dense = layer.linear_mut(which);
+                *dense = f(&names::linear(i, which), dense.clone())?;
+            }
         }
         Ok(Self {
             embeddings: self.embeddings,
@@ -414,14 +446,9 @@ impl<B: Backend> Bert<B> {
     pub fn dense_layers(&self) -> Vec<(String, &Dense<B>)> {
         let mut out = Vec::new();
         for (i, layer) in self.layers.iter().enumerate() {
-            let p = format!("encoder.layer.{i}");
-            let a = &layer.attention;
-            out.push((format!("{p}.attention.self.query"), &a.query));
-            out.push((format!("{p}.attention.self.key"), &a.key));
-            out.push((format!("{p}.attention.self.value"), &a.value));
-            out.push((format!("{p}.attention.output.dense"), &a.output));
-            out.push((format!("{p}.intermediate.dense"), &layer.intermediate));
-            out.push((format!("{p}.output.dense"), &layer.output));
+            for which in Linear::ALL {
+                out.push((names::linear(i, which), layer.linear(which)));
+            }
         }
         out
     }

@@ -39,9 +39,9 @@ impl<B: Backend> Dense<B> {
         d_out: usize,
         device: &B::Device,
     ) -> Result<Self> {
-        let weight: Tensor<B, 2> =
-            reader.tensor(&format!("{name}.weight"), [d_out, d_in], device)?;
-        let bias = reader.tensor(&format!("{name}.bias"), [d_out], device)?;
+        let (weight, bias) = crate::names::weight_and_bias(name);
+        let weight: Tensor<B, 2> = reader.tensor(&weight, [d_out, d_in], device)?;
+        let bias = reader.tensor(&bias, [d_out], device)?;
         Ok(Self::new(weight.transpose(), bias))
     }
 
@@ -104,13 +104,12 @@ impl<B: Backend> Dense<B> {
 
     /// The (merged) tensors in Hugging Face layout, named `{name}.weight` and `{name}.bias`.
     pub(crate) fn export(&self, name: &str, out: &mut Vec<NamedTensor>) -> Result<()> {
-        let w = format!("{name}.weight");
+        let (w, b) = crate::names::weight_and_bias(name);
         out.push(NamedTensor {
             shape: vec![self.d_out(), self.d_in()],
             values: tensor_values(self.merged_weight().transpose(), &w)?,
             name: w,
         });
-        let b = format!("{name}.bias");
         out.push(NamedTensor {
             shape: vec![self.d_out()],
             values: tensor_values(self.bias.val(), &b)?,

@@ -52,6 +52,7 @@ mod fsutil;
 mod fused;
 mod lora;
 mod model;
+pub mod names;
 mod pooling;
 mod st;
 pub mod testing;

@@ -249,6 +249,3 @@ impl PeftAdapterConfig {
         Ok(config)
     }
 }
-
-/// PEFT's key prefix for the base model's modules.
-pub(crate) const PEFT_PREFIX: &str = "base_model.model.";

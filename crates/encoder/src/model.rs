@@ -13,7 +13,8 @@ use crate::config::TransformerConfig;
 use crate::error::{io_err, EncoderError, Result};
 use crate::fsutil::{write_dir_atomically, DirWriter};
 use crate::fused::Inference;
-use crate::lora::{LoraAdapter, LoraConfig, PeftAdapterConfig, TargetModules, PEFT_PREFIX};
+use crate::lora::{LoraAdapter, LoraConfig, PeftAdapterConfig, TargetModules};
+use crate::names::{self, LoraFactor, PEFT_PREFIX};
 use crate::pooling::{l2_normalize, Pooling};
 use crate::st::{st_files, Prompts, StMeta};
 use crate::tokenize::{TextTokenizer, TokenBatch};
@@ -602,13 +603,13 @@ impl<B: Backend> SentenceEncoder<B> {
         for (name, dense) in self.bert.dense_layers() {
             if let Some(a) = &dense.lora {
                 let (r, d_in, d_out) = (config.r, dense.d_in(), dense.d_out());
-                let an = format!("{name}.lora_A.weight");
+                let an = names::lora(&name, LoraFactor::A);
                 tensors.push(crate::weights::NamedTensor {
                     values: tensor_values(a.a.val().transpose(), &an)?,
                     name: an,
                     shape: vec![r, d_in],
                 });
-                let bn = format!("{name}.lora_B.weight");
+                let bn = names::lora(&name, LoraFactor::B);
                 tensors.push(crate::weights::NamedTensor {
                     values: tensor_values(a.b.val().transpose(), &bn)?,
                     name: bn,
@@ -663,11 +664,11 @@ impl<B: Backend> SentenceEncoder<B> {
                 continue;
             }
             targets += 1;
-            for (suffix, expected) in [
-                ("lora_A.weight", [config.r, dense.d_in()]),
-                ("lora_B.weight", [dense.d_out(), config.r]),
+            for (factor, expected) in [
+                (LoraFactor::A, [config.r, dense.d_in()]),
+                (LoraFactor::B, [dense.d_out(), config.r]),
             ] {
-                let tensor = format!("{PEFT_PREFIX}{name}.{suffix}");
+                let tensor = format!("{PEFT_PREFIX}{}", names::lora(&name, factor));
                 match reader.shape(&tensor) {
                     None => missing.push(format!("{}{tensor}", reader.prefix())),
                     Some(found) if found != expected => {
@@ -704,12 +705,12 @@ impl<B: Backend> SentenceEncoder<B> {
             }
             let (d_in, d_out) = (dense.d_in(), dense.d_out());
             let a: Tensor<B, 2> = reader.tensor(
-                &format!("{PEFT_PREFIX}{name}.lora_A.weight"),
+                &format!("{PEFT_PREFIX}{}", names::lora(name, LoraFactor::A)),
                 [config.r, d_in],
                 &device,
             )?;
             let b: Tensor<B, 2> = reader.tensor(
-                &format!("{PEFT_PREFIX}{name}.lora_B.weight"),
+                &format!("{PEFT_PREFIX}{}", names::lora(name, LoraFactor::B)),
                 [d_out, config.r],
                 &device,
             )?;

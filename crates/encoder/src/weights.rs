@@ -100,7 +100,7 @@ impl WeightReader {
         }
         // Task-model checkpoints name the encoder's weights `bert.…` / `roberta.…`;
         // sentence-transformers saves the bare encoder without a prefix.
-        let prefix = ["bert.", "roberta."]
+        let prefix = crate::names::MODEL_PREFIXES
             .into_iter()
             .find(|p| {
                 metadata

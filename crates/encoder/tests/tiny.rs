@@ -766,3 +766,93 @@ fn a_disk_full_during_a_save_keeps_the_old_model_and_leaves_no_staging() {
         "the loaded model is the first one saved: {diff}"
     );
 }
+
+/// Every parameter path of the module tree, as burn's visitor reports it.
+fn parameter_paths<Bk: burn::tensor::backend::Backend>(model: &SentenceEncoder<Bk>) -> Vec<String> {
+    struct Paths {
+        path: Vec<String>,
+        out: Vec<String>,
+    }
+    impl<Bk: burn::tensor::backend::Backend> burn::module::ModuleVisitor<Bk> for Paths {
+        fn enter_module(&mut self, name: &str, _container: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(
+            &mut self,
+            _param: &burn::module::Param<burn::tensor::Tensor<Bk, D>>,
+        ) {
+            self.out.push(self.path.join("."));
+        }
+    }
+    let mut v = Paths {
+        path: Vec::new(),
+        out: Vec::new(),
+    };
+    model.visit(&mut v);
+    v.out
+}
+
+/// One source of truth for tensor names: every parameter of the module tree (with and without
+/// adapters) has a Hugging Face name from `names::hf_param_name`, those names are the ones a
+/// save writes (`model.safetensors`) and an adapter save writes (`adapter_model.safetensors`,
+/// under PEFT's prefix), and LoRA's target matching sees the same module names.
+#[test]
+fn parameter_paths_saved_tensors_and_adapter_names_agree() {
+    use embedtune_encoder::names::{self, hf_param_name, Linear};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let model = tiny_model::<B>();
+    let mapped: Vec<String> = parameter_paths(&model)
+        .iter()
+        .map(|p| hf_param_name(p).unwrap_or_else(|| panic!("{p} has no name")))
+        .collect();
+    let mut sorted = mapped.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), mapped.len(), "names are unique");
+    model.save(tmp.path().join("m")).expect("save");
+    let mut saved = safetensor_names(&tmp.path().join("m/model.safetensors"));
+    saved.retain(|n| !n.starts_with("pooler.") && n != "embeddings.position_ids");
+    saved.sort();
+    assert_eq!(saved, sorted);
+    // 2 layers × 6 linear layers, each weight + bias; 2 LayerNorms per layer; embeddings.
+    assert_eq!(sorted.len(), 2 * (6 * 2 + 2 * 2) + 3 + 2);
+
+    let lora = LoraConfig {
+        r: 2,
+        target_modules: vec!["query".into(), "output.dense".into()],
+        ..Default::default()
+    };
+    let with = model.with_lora(lora, 3).expect("lora");
+    let adapter_names: Vec<String> = parameter_paths(&with)
+        .iter()
+        .filter(|p| p.contains(".lora."))
+        .map(|p| hf_param_name(p).unwrap_or_else(|| panic!("{p} has no name")))
+        .collect();
+    with.save_lora_adapter(tmp.path().join("a"))
+        .expect("save adapter");
+    let mut stored = safetensor_names(&tmp.path().join("a/adapter_model.safetensors"));
+    stored.sort();
+    let mut expected: Vec<String> = adapter_names
+        .iter()
+        .map(|n| format!("{}{n}", names::PEFT_PREFIX))
+        .collect();
+    expected.sort();
+    assert_eq!(stored, expected);
+    // `query`, the attention's `output.dense` and the feed-forward `output.dense`: 3 per layer.
+    assert_eq!(expected.len(), 2 * 3 * 2);
+    for (i, which) in [
+        (0, Linear::Query),
+        (1, Linear::AttentionOutput),
+        (1, Linear::Output),
+    ] {
+        let a = format!(
+            "{}{}.lora_A.weight",
+            names::PEFT_PREFIX,
+            names::linear(i, which)
+        );
+        assert!(expected.contains(&a), "{a}");
+    }
+}

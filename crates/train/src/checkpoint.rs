@@ -4,7 +4,10 @@
 //! Layout of a checkpoint directory:
 //! - `model/`: the model in the sentence-transformers layout (full fine-tuning), or
 //!   `adapter/`: the LoRA adapters in PEFT's format (the base model is the run's input model);
-//! - `optimizer.safetensors`: AdamW moments, named `{parameter path}.exp_avg` / `.exp_avg_sq`;
+//! - `optimizer.safetensors`: AdamW moments, named after each parameter's Hugging Face tensor
+//!   name ([`embedtune_encoder::names::hf_param_name`]): `{name}.exp_avg` / `.exp_avg_sq`
+//!   (e.g. `encoder.layer.0.attention.self.query.lora_A.weight.exp_avg`), flat, in the order of
+//!   the encoder's layout;
 //! - `trainer_state.json`: step, history, evaluations, best model, and the settings.
 //!
 //! The schedule and the data order are functions of the settings and the step, and dropout is
@@ -17,7 +20,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
 use embedtune_data::Example;
-use embedtune_encoder::{write_dir_atomically, SentenceEncoder};
+use embedtune_encoder::{names, write_dir_atomically, SentenceEncoder};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
@@ -27,7 +30,7 @@ use crate::log::{EvalRecord, StepRecord};
 use crate::optim::{trainable_sizes, AdamW};
 use crate::trainer::Best;
 
-const FORMAT_VERSION: u32 = 2;
+const FORMAT_VERSION: u32 = 3;
 
 /// What a checkpoint must have been made from to be resumed: the starting model's weights and
 /// the prepared training data, each as a 64-bit fingerprint (hex).
@@ -327,14 +330,27 @@ impl<B: AutodiffBackend> Checkpoint<B> {
         let file = SafeTensors::deserialize(&bytes)
             .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", opt_path.display())))?;
         // The table is checked against the model before any value is read.
-        check_optimizer_state(&file, &trainable_sizes(&model), &state).map_err(|reason| {
+        let trainable = trainable_by_hf_name(&model)?;
+        let sizes = trainable
+            .iter()
+            .map(|(n, (_, s))| (n.clone(), *s))
+            .collect();
+        check_optimizer_state(&file, &sizes, &state).map_err(|reason| {
             TrainError::CheckpointMismatch {
                 path: opt_path.clone(),
                 what: "optimiser state",
                 reason,
             }
         })?;
-        let tensors = read_optimizer_state(&bytes, &opt_path)?;
+        // Back from the file's Hugging Face names to the optimiser's parameter paths.
+        let tensors = read_optimizer_state(&bytes, &opt_path)?
+            .into_iter()
+            .map(|(name, values)| {
+                let (param, moment) = split_moment(&name).unwrap_or((&name, ""));
+                let path = trainable.get(param).map_or(param, |(path, _)| path);
+                (format!("{path}{moment}"), values)
+            })
+            .collect();
         let optimizer = AdamW::import(config.adamw, state.step, tensors, device)?;
         Ok(Self {
             model,
@@ -342,6 +358,29 @@ impl<B: AutodiffBackend> Checkpoint<B> {
             state,
         })
     }
+}
+
+/// The model's trainable parameters by Hugging Face name: parameter path and element count.
+fn trainable_by_hf_name<B: AutodiffBackend>(
+    model: &SentenceEncoder<B>,
+) -> Result<BTreeMap<String, (String, usize)>> {
+    trainable_sizes(model)
+        .into_iter()
+        .map(|(path, size)| Ok((hf_name(&path)?, (path, size))))
+        .collect()
+}
+
+/// The Hugging Face name of parameter `path`.
+fn hf_name(path: &str) -> Result<String> {
+    names::hf_param_name(path)
+        .ok_or_else(|| TrainError::Checkpoint(format!("parameter {path} has no Hugging Face name")))
+}
+
+/// `{param}.exp_avg` → (`param`, `.exp_avg`), likewise `.exp_avg_sq`.
+fn split_moment(name: &str) -> Option<(&str, &str)> {
+    [".exp_avg_sq", ".exp_avg"]
+        .into_iter()
+        .find_map(|m| name.strip_suffix(m).map(|p| (p, m)))
 }
 
 /// Checks the optimiser file's table against the model's trainable parameters: every entry is
@@ -354,13 +393,10 @@ fn check_optimizer_state(
 ) -> std::result::Result<(), String> {
     let mut params = BTreeMap::new();
     for (name, view) in file.tensors() {
-        let (param, moment) = if let Some(p) = name.strip_suffix(".exp_avg_sq") {
-            (p, 1)
-        } else if let Some(p) = name.strip_suffix(".exp_avg") {
-            (p, 0)
-        } else {
+        let Some((param, moment)) = split_moment(&name) else {
             return Err(format!("{name} is not an AdamW moment"));
         };
+        let moment = usize::from(moment == ".exp_avg_sq");
         let Some(&numel) = trainable.get(param) else {
             return Err(format!(
                 "{name} belongs to no trainable parameter of the model"
@@ -400,14 +436,16 @@ pub fn save<B: AutodiffBackend>(
     let (_, moments) = optimizer.export()?;
     let mut state = state.clone();
     state.optimizer_parameters = optimizer.tracked_parameters();
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = moments
+    let bytes = moments
         .into_iter()
         .map(|(name, values)| {
+            let (path, moment) = split_moment(&name).unwrap_or((&name, ""));
+            let name = format!("{}{moment}", hf_name(path)?);
             let shape = vec![values.len()];
             let data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-            (name, shape, data)
+            Ok((name, shape, data))
         })
-        .collect();
+        .collect::<Result<Vec<(String, Vec<usize>, Vec<u8>)>>>()?;
     let mut views = Vec::with_capacity(bytes.len());
     for (name, shape, data) in &bytes {
         let view = TensorView::new(Dtype::F32, shape.clone(), data)

@@ -2,7 +2,8 @@
 //! clipping, and the linear warm-up / linear decay schedule.
 //!
 //! The optimiser state is keyed by parameter path (`bert.layers.0.attention.query.weight`), so
-//! it can be saved to and restored from a checkpoint exactly.
+//! it can be saved to and restored from a checkpoint exactly (checkpoints name it by the
+//! parameters' Hugging Face names, see [`crate::checkpoint`]).
 
 use std::collections::BTreeMap;
 

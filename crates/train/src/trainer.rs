@@ -366,11 +366,11 @@ impl<'e, B: AutodiffBackend> Trainer<'e, B> {
     }
 
     /// Makes sure a fresh run will not mix with or prune another run's files in the output
-    /// directory: refuses if it holds checkpoints, a best model or a log, unless
+    /// directory: refuses if it holds checkpoints, a best model, final adapters or a log, unless
     /// [`overwrite`](Self::overwrite) allows removing them.
     fn claim_output_dir(&self) -> Result<()> {
         let dir = &self.output_dir;
-        let ours = ["checkpoints", "best", "train_log.jsonl"];
+        let ours = ["checkpoints", "best", "adapter", "train_log.jsonl"];
         let found: Vec<String> = ours
             .iter()
             .filter(|name| {

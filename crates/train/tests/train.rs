@@ -308,7 +308,7 @@ fn regression_optimizer_state_of_another_model_is_refused_at_load() {
         dir.path().join("optimizer.saved"),
     )
     .expect("copy");
-    let name = "bert.layers.0.attention.query.weight"; // 32 × 32 values
+    let name = "encoder.layer.0.attention.self.query.weight"; // 32 × 32 values
     let m = format!("{name}.exp_avg");
     let v = format!("{name}.exp_avg_sq");
     type Moments<'a> = Vec<(&'a str, Vec<f32>)>;
@@ -989,7 +989,7 @@ fn resume_refuses_checkpoints_of_another_model_or_data_or_optimiser() {
         ),
         (
             "no trainable parameter",
-            Box::new(|n: &str, s: Vec<usize>| Some((n.replace("bert.", "bert.nonexistent."), s))),
+            Box::new(|n: &str, s: Vec<usize>| Some((format!("nonexistent.{n}"), s))),
         ),
         (
             "lacks one of its two moments",
