@@ -333,3 +333,78 @@ fn finetuned_xlmr_loads_in_sentence_transformers_with_equal_embeddings() {
         }
     }
 }
+
+/// Parity through the command line: `examples/encode.rs` on the shared tiny XLM-R model gives the
+/// Python peer's reference embeddings (cos ≥ 0.99999, max |diff| ≤ 1e-4) for every text and
+/// prompt of `reference/xlmr_embeddings.jsonl`. Needs only the shared assets.
+#[test]
+fn encode_example_matches_the_xlmr_reference() {
+    let shared = std::env::var_os("EMBEDTUNE_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(ROOT).join("../shared"));
+    let reference = shared.join("reference/xlmr_embeddings.jsonl");
+    if !reference.is_file() {
+        eprintln!(
+            "SKIPPED encode_example_matches_the_xlmr_reference: {} is missing",
+            reference.display()
+        );
+        return;
+    }
+    let rows: Vec<Value> = std::fs::read_to_string(&reference)
+        .expect("read reference")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut prompts: Vec<String> = rows
+        .iter()
+        .map(|r| r["prompt"].as_str().unwrap_or("").to_string())
+        .collect();
+    prompts.sort();
+    prompts.dedup();
+    let mut checked = 0;
+    for prompt in prompts {
+        let group: Vec<&Value> = rows
+            .iter()
+            .filter(|r| r["prompt"].as_str().unwrap_or("") == prompt)
+            .collect();
+        let input = tmp.path().join("in.jsonl");
+        let output = tmp.path().join("out.jsonl");
+        let lines: Vec<String> = group
+            .iter()
+            .map(|r| serde_json::json!({ "text": r["text"] }).to_string())
+            .collect();
+        std::fs::write(&input, lines.join("\n") + "\n").expect("write");
+        let mut enc = Command::new(example("encode"));
+        enc.arg("--model")
+            .arg(shared.join("models/tiny-xlm-roberta-random"))
+            .arg("--input")
+            .arg(&input)
+            .arg("--output")
+            .arg(&output)
+            .arg("--allow-empty")
+            .args(["--prompt", &prompt]);
+        run(&mut enc);
+        let ours = read_embeddings(&output);
+        assert_eq!(ours.len(), group.len());
+        for (row, v) in group.iter().zip(&ours) {
+            let want: Vec<f64> = row["embedding"]
+                .as_array()
+                .expect("embedding")
+                .iter()
+                .map(|x| x.as_f64().expect("number"))
+                .collect();
+            let diff = max_abs_diff(std::slice::from_ref(v), std::slice::from_ref(&want));
+            let dot: f64 = v.iter().zip(&want).map(|(a, b)| a * b).sum();
+            let norm = |x: &[f64]| x.iter().map(|a| a * a).sum::<f64>().sqrt();
+            let cos = dot / (norm(v) * norm(&want));
+            assert!(
+                diff <= 1e-4 && cos >= 0.99999,
+                "{:?} (prompt {prompt:?}): max |diff| {diff:e}, cos {cos}",
+                row["text"]
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, rows.len());
+}
