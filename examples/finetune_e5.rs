@@ -20,23 +20,18 @@
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
 
-use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Parser;
 use embedtune::{main_on, Device, OnBackend};
-use embedtune_data::{read_examples, BeirDataset, Example, ReadOptions};
-use embedtune_encoder::{write_file_atomically, LoraConfig, Prompts, SentenceEncoder};
-use embedtune_eval::{compare, EvalConfig, IrEvaluator, Report};
-use embedtune_train::mining::{mine_hard_negatives, write_grouped_jsonl, MiningConfig};
+use embedtune_encoder::{LoraConfig, Prompts};
+use embedtune_eval::compare;
+use embedtune_train::mining::MiningConfig;
 use embedtune_train::{
-    check_output_dir, peak_memory_mib, plot, EvalRecord, IrEvaluation, LossConfig, TrainConfig,
-    TrainError, Trainer,
+    AdamWConfig, EvalSet, Finetune, LossConfig, TrainConfig, TrainData, TrainError,
 };
-use serde_json::json;
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -160,64 +155,85 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-/// Training examples, the evaluation dataset, and its corpus texts (for mining).
-type Data = (Vec<Example>, Option<BeirDataset>, Vec<String>);
-
-/// Training examples and the evaluation dataset.
-fn load_data(args: &Args) -> Result<Data, String> {
-    for p in std::iter::once(&args.data).chain(args.eval_data.as_ref()) {
-        if !p.exists() {
-            return Err(format!("{}: not found", p.display()));
-        }
-    }
-    let opts = ReadOptions::default();
+/// The job the arguments describe.
+fn finetune(args: &Args, model: PathBuf) -> Result<Finetune, String> {
     let eval_dir = args
         .eval_data
         .clone()
         .or_else(|| args.data.is_dir().then(|| args.data.clone()));
-    let eval = match &eval_dir {
-        Some(dir) => Some(BeirDataset::load(dir, &opts).map_err(err)?),
-        None => None,
+    let lora = args.lora_r.map(|r| LoraConfig {
+        r,
+        alpha: args.lora_alpha.unwrap_or(2.0 * r as f64),
+        dropout: args.lora_dropout,
+        target_modules: args.lora_targets.clone(),
+    });
+    let settings = TrainConfig {
+        epochs: args.epochs,
+        max_steps: args.max_steps,
+        batch_size: args.batch_size,
+        grad_accum: args.grad_accum,
+        lr: args.lr.unwrap_or(if lora.is_some() { 2e-4 } else { 2e-5 }),
+        warmup_ratio: args.warmup_ratio,
+        adamw: AdamWConfig {
+            weight_decay: args.weight_decay,
+            ..Default::default()
+        },
+        seed: args.seed,
+        loss: LossConfig::from_name(&args.loss, args.mini_batch, &args.matryoshka_dims)
+            .map_err(err)?,
+        num_negatives: args.num_negatives,
+        lora,
+        max_seq_len: args.max_seq_len,
+        eval_steps: args.eval_steps,
+        save_steps: args.save_steps,
+        progress_bar: !args.quiet,
+        ..Default::default()
     };
-    let examples = if args.data.is_dir() {
-        let ds = eval
-            .as_ref()
-            .filter(|_| eval_dir.as_deref() == Some(&args.data));
-        let owned;
-        let ds = match ds {
-            Some(d) => d,
-            None => {
-                owned = BeirDataset::load(&args.data, &opts).map_err(err)?;
-                &owned
-            }
-        };
-        // A grouped train.jsonl beside the BEIR files carries hard negatives: prefer it.
-        let grouped = args.data.join(format!("{}.jsonl", args.train_split));
-        if grouped.is_file() {
-            read_examples(&grouped, &opts).map_err(err)?.items
-        } else {
-            ds.train_pairs(&args.train_split).map_err(err)?
-        }
-    } else {
-        read_examples(&args.data, &opts).map_err(err)?.items
-    };
-    let corpus: Vec<String> = eval
-        .as_ref()
-        .map(|d| d.corpus().iter().map(|doc| doc.text.clone()).collect())
-        .unwrap_or_default();
-    Ok((examples, eval, corpus))
-}
-
-fn prompts_for(args: &Args, model_prompts: &Prompts) -> Result<Prompts, String> {
+    let mut job = Finetune::new(
+        model,
+        TrainData::from_path(&args.data, &args.train_split),
+        &args.output,
+    )
+    .settings(settings)
+    .overwrite(args.overwrite);
+    job.device_name = args.device.to_string();
     match args.prompts.as_str() {
-        "auto" => Ok(model_prompts.clone()),
-        name => Prompts::preset(name)
-            .ok_or_else(|| format!("unknown --prompts {name:?}: expected e5, bge, none or auto")),
+        "auto" => {}
+        name => {
+            job.prompts = Some(Prompts::preset(name).ok_or_else(|| {
+                format!("unknown --prompts {name:?}: expected e5, bge, none or auto")
+            })?)
+        }
     }
-}
-
-fn metrics_json(report: &Report) -> serde_json::Value {
-    serde_json::to_value(&report.metrics).unwrap_or(serde_json::Value::Null)
+    match (eval_dir, &args.baseline) {
+        (Some(dir), baseline) => {
+            let mut set = EvalSet::new(dir, &args.eval_split);
+            set.batch_size = args.eval_batch_size;
+            set.baseline = baseline.clone();
+            job.eval = Some(set);
+        }
+        (None, Some(_)) => return Err("--baseline needs evaluation data".into()),
+        (None, None) => eprintln!(
+            "no evaluation data (pass --eval-data BEIR_DIR): training without before/after metrics"
+        ),
+    }
+    if let Some(n) = args.mine_hard_negatives {
+        job.mining = Some(MiningConfig {
+            num_negatives: n,
+            range_min: args.mine_range_min,
+            range_max: args.mine_range_max,
+            margin: args.mine_margin,
+            max_score: args.mine_max_score,
+            seed: args.seed,
+            batch_size: args.eval_batch_size,
+            drop_short: !args.mine_keep_short,
+            ..Default::default()
+        });
+    }
+    if let Some(dir) = &args.resume {
+        job = job.resume(dir);
+    }
+    Ok(job)
 }
 
 struct Job(Args);
@@ -227,8 +243,7 @@ impl OnBackend for Job {
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
         let args = self.0;
-        let started = Instant::now();
-        let model_dir = match &args.model {
+        let model = match &args.model {
             Some(p) if p.is_dir() => p.clone(),
             Some(p) => {
                 return Err(format!(
@@ -240,248 +255,37 @@ impl OnBackend for Job {
             }
             None => embedtune::default_model().map_err(err)?,
         };
-        // Before anything is computed or written: never into (or around) the starting model,
-        // never over another run unless asked.
-        check_output_dir(
-            &args.output,
-            Some(&model_dir),
-            args.resume.is_some(),
-            args.overwrite,
-        )
-        .map_err(|e| match e {
-            TrainError::OutputNotEmpty { .. } => {
-                format!("{e} (--resume DIR/checkpoints/step-N, or --overwrite)")
-            }
-            e => e.to_string(),
-        })?;
-        let (examples, eval_data, corpus) = load_data(&args)?;
-        eprintln!(
-            "model {} | {} training examples | device {}",
-            model_dir.display(),
-            examples.len(),
-            args.device
-        );
-
-        let mut model = SentenceEncoder::<B>::load(&model_dir, &device).map_err(err)?;
-        let prompts = prompts_for(&args, model.prompts())?;
-        model.set_prompts(prompts.clone());
-        if let Some(n) = args.max_seq_len {
-            model.set_max_seq_length(n).map_err(err)?;
-        }
-
-        let mut split_size = (0, 0);
-        let mut evaluation = match &eval_data {
-            Some(ds) => {
-                let split = ds.ir_split(&args.eval_split).map_err(err)?;
-                split_size = (split.queries.len(), split.corpus.len());
-                let config = EvalConfig {
-                    batch_size: args.eval_batch_size,
-                    show_progress: !args.quiet,
-                    ..Default::default()
-                };
-                Some(IrEvaluation::new(
-                    IrEvaluator::new(split, config).map_err(err)?,
-                ))
-            }
-            None => {
-                eprintln!("no evaluation data (pass --eval-data BEIR_DIR): training without before/after metrics");
-                None
-            }
-        };
-        let before = match (evaluation.as_mut(), &args.baseline) {
-            (Some(_), Some(path)) => {
-                let report = Report::load(path).map_err(err)?;
-                if (report.queries + report.skipped_queries, report.corpus_size) != split_size {
-                    return Err(format!(
-                        "--baseline {}: it evaluated {} queries against {} passages, the {} split has {} and {}",
-                        path.display(),
-                        report.queries + report.skipped_queries,
-                        report.corpus_size,
-                        args.eval_split,
-                        split_size.0,
-                        split_size.1
-                    ));
+        let report = finetune(&args, model)?
+            .run::<B>(&device)
+            .map_err(|e| match e {
+                TrainError::OutputNotEmpty { .. } => {
+                    format!("{e} (--resume DIR/checkpoints/step-N, or --overwrite)")
                 }
-                eprintln!("zero-shot metrics from {}", path.display());
-                Some(report)
-            }
-            (Some(e), None) => {
-                eprintln!(
-                    "evaluating the zero-shot model on the {} split",
-                    args.eval_split
-                );
-                Some(e.report(&model.valid()).map_err(err)?)
-            }
-            (None, Some(_)) => return Err("--baseline needs evaluation data".into()),
-            (None, None) => None,
-        };
-
-        let mut examples = examples;
-        let mut mining_report = None;
-        if let Some(n) = args.mine_hard_negatives {
-            let cfg = MiningConfig {
-                num_negatives: n,
-                range_min: args.mine_range_min,
-                range_max: args.mine_range_max,
-                margin: args.mine_margin,
-                max_score: args.mine_max_score,
-                seed: args.seed,
-                batch_size: args.eval_batch_size,
-                query_prompt: prompts.query.clone(),
-                passage_prompt: prompts.passage.clone(),
-                drop_short: !args.mine_keep_short,
-                ..Default::default()
-            };
-            let (mined, report) =
-                mine_hard_negatives(&model.valid(), &examples, &corpus, &cfg).map_err(err)?;
-            let path = args.output.join("mined_train.jsonl");
-            std::fs::create_dir_all(&args.output).map_err(err)?;
-            write_grouped_jsonl(&path, &mined).map_err(err)?;
-            eprintln!(
-                "mined negatives: {} pairs, {} complete, {} short ({}); mean positive score {:.3}, mean negative {:.3} → {}",
-                report.pairs, report.complete, report.short,
-                if args.mine_keep_short { "kept" } else { "left out" },
-                report.mean_positive_score, report.mean_negative_score,
-                path.display()
-            );
-            // With --mine-keep-short, pairs that got too few negatives stay: the trainer then
-            // uses as many negatives as every example has.
-            examples = mined;
-            mining_report = Some(report);
-        }
-
-        let lora = args.lora_r.map(|r| LoraConfig {
-            r,
-            alpha: args.lora_alpha.unwrap_or(2.0 * r as f64),
-            dropout: args.lora_dropout,
-            target_modules: args.lora_targets.clone(),
-        });
-        let lr = args.lr.unwrap_or(if lora.is_some() { 2e-4 } else { 2e-5 });
-        let config = TrainConfig {
-            epochs: args.epochs,
-            max_steps: args.max_steps,
-            batch_size: args.batch_size,
-            grad_accum: args.grad_accum,
-            lr,
-            warmup_ratio: args.warmup_ratio,
-            adamw: embedtune_train::AdamWConfig {
-                weight_decay: args.weight_decay,
-                ..Default::default()
-            },
-            seed: args.seed,
-            loss: LossConfig::from_name(&args.loss, args.mini_batch, &args.matryoshka_dims)
-                .map_err(err)?,
-            num_negatives: args.num_negatives,
-            lora,
-            max_seq_len: args.max_seq_len,
-            query_prompt: prompts.query.clone(),
-            passage_prompt: prompts.passage.clone(),
-            eval_steps: args.eval_steps,
-            save_steps: args.save_steps,
-            progress_bar: !args.quiet,
-            ..Default::default()
-        };
-        let mut trainer = Trainer::<B>::new(config.clone(), &args.output)
-            .map_err(err)?
-            .overwrite(args.overwrite);
-        if let Some(e) = evaluation.as_mut() {
-            trainer = trainer.with_evaluator(e);
-        }
-        let outcome = trainer
-            .train(model, &examples, args.resume.as_deref())
-            .map_err(err)?;
-
-        let final_model = outcome.model.valid();
-        let final_model = if final_model.lora_config().is_some() {
-            // The adapters alone (PEFT's format, loadable on the base model with
-            // sentence-transformers' `load_adapter` or PEFT), and the merged model.
-            final_model
-                .save_lora_adapter(args.output.join("adapter"))
-                .map_err(err)?;
-            final_model.merge_lora()
-        } else {
-            final_model
-        };
-        final_model.save_into(&args.output).map_err(err)?;
-        let after = evaluation
-            .as_ref()
-            .and_then(|e| e.reports.last().cloned())
-            .filter(|_| before.is_some());
-
-        if let (Some(b), Some(a)) = (&before, &after) {
+                e => e.to_string(),
+            })?;
+        if let Some((before, after)) = &report.evaluations {
             println!(
                 "\nretrieval on the {} split ({} queries, {} passages):",
-                args.eval_split, a.queries, a.corpus_size
+                args.eval_split, after.queries, after.corpus_size
             );
-            print!("{}", compare(b, a));
+            print!("{}", compare(before, after));
         }
-        let (trainable, total) = outcome.parameters;
-        let wall = started.elapsed().as_secs_f64();
-        let peak = peak_memory_mib();
-        let report = json!({
-            "model": model_dir,
-            "data": args.data,
-            "eval_split": args.eval_split,
-            "device": args.device.to_string(),
-            "settings": config,
-            "examples": examples.len(),
-            "steps": outcome.steps,
-            "trainable_parameters": trainable,
-            "total_parameters": total,
-            "before": before.as_ref().map(metrics_json),
-            "after": after.as_ref().map(metrics_json),
-            "best": outcome.best,
-            "mining": mining_report,
-            "train_seconds": outcome.train_seconds,
-            "texts_per_second": outcome.texts_per_second,
-            "wall_seconds": wall,
-            "peak_memory_mib": peak,
-        });
-        let text = serde_json::to_string_pretty(&report).map_err(err)? + "\n";
-        write_file_atomically(&args.output.join("report.json"), text.as_bytes()).map_err(err)?;
-        // the zero-shot metrics as the curve's starting point
-        let mut plotted = outcome.evals.clone();
-        if let Some(metrics) = before
-            .as_ref()
-            .and_then(|b| serde_json::from_value(metrics_json(b)).ok())
-        {
-            plotted.insert(
-                0,
-                EvalRecord {
-                    step: 0,
-                    metrics,
-                    seconds: 0.0,
-                },
-            );
-        }
-        let svg = plot::render(
-            &outcome.history,
-            &plotted,
-            &config.metric_for_best,
-            "fine-tuning",
-        )
-        .map_err(err)?;
-        write_file_atomically(&args.output.join("train_plot.svg"), svg.as_bytes()).map_err(err)?;
         println!(
             "\n{} steps in {:.1} s ({:.1} texts/s), wall {:.1} s, peak memory {} MiB, {} of {} parameters trained",
-            outcome.steps,
-            outcome.train_seconds,
-            outcome.texts_per_second,
-            wall,
-            peak.map_or("?".into(), |p| format!("{p:.0}")),
-            trainable,
-            total
+            report.steps,
+            report.train_seconds,
+            report.texts_per_second,
+            report.wall_seconds,
+            report.peak_memory_mib.map_or("?".into(), |p| format!("{p:.0}")),
+            report.trainable_parameters,
+            report.total_parameters
         );
         println!(
             "saved the model, report.json and train_plot.svg in {}",
-            display(&args.output)
+            args.output.display()
         );
         Ok(())
     }
-}
-
-fn display(p: &Path) -> String {
-    p.display().to_string()
 }
 
 fn main() -> ExitCode {

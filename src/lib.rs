@@ -105,13 +105,53 @@ pub fn retain_freed_memory() {
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
 }
 
+/// Prints the libraries' `tracing` events on stderr as plain lines (`warning: ` / `error: `
+/// before warnings and errors), at the level `EMBEDTUNE_LOG` names (`error`, `warn`, `info`,
+/// `debug`, `trace`; default `info`). Does nothing if a subscriber is already installed.
+pub fn init_logging() {
+    use tracing_subscriber::fmt::{format::Writer, FmtContext, FormatEvent, FormatFields};
+    use tracing_subscriber::registry::LookupSpan;
+
+    struct Plain;
+    impl<S, N> FormatEvent<S, N> for Plain
+    where
+        S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+        N: for<'a> FormatFields<'a> + 'static,
+    {
+        fn format_event(
+            &self,
+            ctx: &FmtContext<'_, S, N>,
+            mut writer: Writer<'_>,
+            event: &tracing::Event<'_>,
+        ) -> fmt::Result {
+            match *event.metadata().level() {
+                tracing::Level::ERROR => write!(writer, "error: ")?,
+                tracing::Level::WARN => write!(writer, "warning: ")?,
+                _ => {}
+            }
+            ctx.field_format().format_fields(writer.by_ref(), event)?;
+            writeln!(writer)
+        }
+    }
+    let level = std::env::var("EMBEDTUNE_LOG")
+        .ok()
+        .and_then(|l| l.parse::<tracing::level_filters::LevelFilter>().ok())
+        .unwrap_or(tracing::level_filters::LevelFilter::INFO);
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .event_format(Plain)
+        .try_init();
+}
+
 /// An example's `main`: runs `job` on `device` and turns an error into a message on stderr and
-/// a failing exit status (after [`retain_freed_memory`]).
+/// a failing exit status (after [`retain_freed_memory`] and [`init_logging`]).
 pub fn main_on<J: OnBackend<Output = Result<(), String>>>(
     device: Device,
     job: J,
 ) -> std::process::ExitCode {
     retain_freed_memory();
+    init_logging();
     match run_on(device, job).and_then(|r| r) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

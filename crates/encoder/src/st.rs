@@ -116,11 +116,11 @@ impl StMeta {
         let (transformer_dir, pooling_dir, normalize, has_modules_json) =
             match read_json(&modules_path)? {
                 None => {
-                    eprintln!(
-                    "warning: {} has no modules.json: treating it as a plain transformers model \
+                    tracing::warn!(
+                        "{} has no modules.json: treating it as a plain transformers model \
                      with mean pooling and no normalisation, as sentence-transformers does",
-                    dir.display()
-                );
+                        dir.display()
+                    );
                     (dir.to_path_buf(), None, false, false)
                 }
                 Some(value) => {

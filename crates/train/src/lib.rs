@@ -34,6 +34,7 @@ pub mod checkpoint;
 mod config;
 mod error;
 mod ir;
+mod job;
 mod log;
 pub mod mining;
 mod optim;
@@ -43,6 +44,7 @@ mod trainer;
 pub use config::{LossConfig, TrainConfig};
 pub use error::{Result, TrainError};
 pub use ir::IrEvaluation;
+pub use job::{EvalSet, Finetune, Report, TrainData};
 pub use log::{peak_memory_mib, EvalRecord, Progress, RunLog, StepRecord};
 pub use optim::{
     clip_grad_norm, grad_norm, scale_grads, AdamW, AdamWConfig, LinearSchedule, NamedTensors,

@@ -149,7 +149,7 @@ pub fn mine_hard_negatives<B: Backend>(
         prompt: prompt.clone(),
         normalize: Some(true),
     };
-    eprintln!(
+    tracing::info!(
         "mining: encoding {} passages and {} queries",
         passages.len(),
         queries.len()

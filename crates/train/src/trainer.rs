@@ -233,7 +233,7 @@ impl<'e, B: AutodiffBackend> Trainer<'e, B> {
         let (mut model, mut adam, mut state) = match resume {
             Some(dir) => {
                 let ck = Checkpoint::<B>::load(dir, &model, &cfg, &fingerprints, &device)?;
-                eprintln!("resuming from {} at step {}", dir.display(), ck.state.step);
+                tracing::info!("resuming from {} at step {}", dir.display(), ck.state.step);
                 (ck.model, ck.optimizer, ck.state)
             }
             None => {
