@@ -4,11 +4,7 @@
 //!
 //! `cargo bench --bench data`; compare with `python3 $EMBEDTUNE_SHARED/tools/peer_bench.py encode`.
 
-/// mimalloc keeps freed tensor buffers for reuse; the system allocator returns them to the
-/// kernel and pays page faults to get them back (measured: 12.5 s instead of 19.7 s to encode
-/// 64 passages, see BENCHMARKS.md).
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+embedtune::use_mimalloc!();
 
 use std::path::PathBuf;
 use std::time::Duration;

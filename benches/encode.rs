@@ -15,10 +15,7 @@
 //! those backends to `passages`. Each case prints its tokens and GFLOP (linear layers and
 //! attention over real tokens), from which tokens/s and GFLOP/s follow.
 
-/// mimalloc keeps freed tensor buffers for reuse; the system allocator returns them to the
-/// kernel and pays page faults to get them back.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+embedtune::use_mimalloc!();
 
 use std::path::Path;
 use std::time::{Duration, Instant};

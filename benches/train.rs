@@ -7,11 +7,7 @@
 //! `cargo bench --bench train`; compare with
 //! `python3 $EMBEDTUNE_SHARED/tools/peer_bench.py train --steps 5`.
 
-/// mimalloc keeps freed tensor buffers for reuse; the system allocator returns them to the
-/// kernel and pays page faults to get them back (measured: 12.5 s instead of 19.7 s to encode
-/// 64 passages, see BENCHMARKS.md).
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+embedtune::use_mimalloc!();
 
 use std::time::Duration;
 

@@ -16,8 +16,7 @@
 //! and time of a step do not depend on the weights' values. LoRA: r 8, alpha 16, dropout 0.1 on
 //! query, key, value and the dense layers.
 
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+embedtune::use_mimalloc!();
 
 use std::time::Instant;
 

@@ -9,11 +9,7 @@
 //! input order. A bad input line stops the run with its line number. Empty texts are refused
 //! unless `--allow-empty` is given (sentence-transformers embeds them as `[CLS] [SEP]`).
 
-/// mimalloc keeps freed tensor buffers for reuse; the system allocator returns them to the
-/// kernel and pays page faults to get them back (measured: 12.5 s instead of 19.7 s to encode
-/// 64 passages, see BENCHMARKS.md).
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+embedtune::use_mimalloc!();
 
 use std::io::{BufRead, BufWriter, Write};
 use std::path::PathBuf;

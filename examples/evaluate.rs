@@ -14,11 +14,7 @@
 //! `metrics`, with `ndcg@10`, `recall@10`, `mrr@10`, `map@100`, `accuracy@1`, ...), and
 //! `--compare` prints each metric's change from an earlier report.
 
-/// mimalloc keeps freed tensor buffers for reuse; the system allocator returns them to the
-/// kernel and pays page faults to get them back (measured: 12.5 s instead of 19.7 s to encode
-/// 64 passages, see BENCHMARKS.md).
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+embedtune::use_mimalloc!();
 
 use std::path::PathBuf;
 use std::process::ExitCode;

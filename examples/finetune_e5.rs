@@ -14,11 +14,7 @@
 //! With no arguments it fine-tunes all-MiniLM-L6-v2 on the bundled superannuation demo set
 //! (`examples/data/superannuation`, an illustration written for this project).
 
-/// mimalloc keeps freed tensor buffers for reuse; the system allocator returns them to the
-/// kernel and pays page faults to get them back (measured: 12.5 s instead of 19.7 s to encode
-/// 64 passages, see BENCHMARKS.md).
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+embedtune::use_mimalloc!();
 
 use std::path::PathBuf;
 use std::process::ExitCode;

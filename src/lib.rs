@@ -85,6 +85,21 @@ pub fn run_on<J: OnBackend>(device: Device, job: J) -> Result<J::Output, String>
     }
 }
 
+/// mimalloc, re-exported for [`use_mimalloc!`].
+pub use mimalloc::MiMalloc;
+
+/// Makes mimalloc the binary's global allocator: the one place the examples and the benches
+/// that run the encoder set it up. mimalloc keeps freed tensor buffers for reuse, where the
+/// system allocator returns them to the kernel and pays page faults to get them back
+/// (BENCHMARKS.md); [`retain_freed_memory`] tells it to keep them longer.
+#[macro_export]
+macro_rules! use_mimalloc {
+    () => {
+        #[global_allocator]
+        static GLOBAL_ALLOCATOR: $crate::MiMalloc = $crate::MiMalloc;
+    };
+}
+
 /// mimalloc's index of its `purge_delay` option (the same in its v2 and v3 headers;
 /// `libmimalloc-sys` is pinned in Cargo.toml).
 const MI_OPTION_PURGE_DELAY: i32 = 15;

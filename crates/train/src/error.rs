@@ -16,7 +16,7 @@ pub enum TrainError {
     Data(#[from] embedtune_data::DataError),
     /// Evaluation failed.
     #[error("evaluation: {0}")]
-    Eval(String),
+    Eval(#[from] embedtune_eval::EvalError),
     /// The index failed (hard-negative mining).
     #[error(transparent)]
     Index(#[from] embedtune_index::IndexError),
@@ -86,7 +86,7 @@ pub enum TrainError {
     },
     /// Drawing the training plot failed.
     #[error("plot: {0}")]
-    Plot(String),
+    Plot(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

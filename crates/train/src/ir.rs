@@ -6,7 +6,7 @@ use burn::tensor::backend::Backend;
 use embedtune_encoder::SentenceEncoder;
 use embedtune_eval::{IrEvaluator, Report};
 
-use crate::error::{Result, TrainError};
+use crate::error::Result;
 use crate::trainer::Evaluate;
 
 /// Runs an [`IrEvaluator`] during training and keeps its full reports.
@@ -28,10 +28,7 @@ impl IrEvaluation {
 
     /// Evaluates `model` once (e.g. before training) and keeps the report.
     pub fn report<B: Backend>(&mut self, model: &SentenceEncoder<B>) -> Result<Report> {
-        let report = self
-            .evaluator
-            .evaluate(model)
-            .map_err(|e| TrainError::Eval(e.to_string()))?;
+        let report = self.evaluator.evaluate(model)?;
         self.reports.push(report.clone());
         Ok(report)
     }

@@ -320,8 +320,7 @@ impl Finetune {
                     show_progress: settings.progress_bar,
                     ..Default::default()
                 };
-                let evaluator =
-                    IrEvaluator::new(split, config).map_err(|e| TrainError::Eval(e.to_string()))?;
+                let evaluator = IrEvaluator::new(split, config)?;
                 Some(IrEvaluation::new(evaluator))
             }
             _ => None,
@@ -440,7 +439,7 @@ fn baseline(
     expected: (usize, usize),
     set: &EvalSet,
 ) -> Result<embedtune_eval::Report> {
-    let report = embedtune_eval::Report::load(path).map_err(|e| TrainError::Eval(e.to_string()))?;
+    let report = embedtune_eval::Report::load(path)?;
     if (report.queries + report.skipped_queries, report.corpus_size) != expected {
         return Err(TrainError::Config {
             name: "baseline",

@@ -110,6 +110,6 @@ pub fn render(
         }
         root.present()
     })();
-    drawn.map_err(|e| TrainError::Plot(e.to_string()))?;
+    drawn.map_err(|e| TrainError::Plot(Box::new(e)))?;
     Ok(svg)
 }
