@@ -81,8 +81,8 @@ fn hsum_portable(a: &[f32; LANES]) -> f32 {
 }
 
 /// Tiles the `queries × rows` product: groups of 6 queries against pairs of rows (the rows
-/// stream from L2 while the 6 queries stay in L1; 6 × 2 measured 1.6× faster than 3 × 4 and
-/// 12 × 1), leftover queries one at a time against 8 rows, and 1-wide tiles for remainders.
+/// stream from L2 while the 6 queries stay in L1; the tile shapes tried are compared in
+/// `BENCHMARKS.md`), leftover queries one at a time against 8 rows, and 1-wide tiles for remainders.
 ///
 /// # Safety
 /// `T`'s instruction set must be available; the shapes are checked by [`score_matrix`].

@@ -23,7 +23,7 @@ const SERIAL_FIRST: usize = 256;
 /// `hnsw_rs` asserts that distances are never negative; rounding can make the dot product of
 /// a unit vector with itself exceed 1 by an ulp, hence the clamp (which also maps a NaN to 0).
 /// Same role as `anndists`' `DistDot`, with an FMA kernel that keeps four accumulators in flight
-/// (measured 5–30 % faster searches and a 17 % faster build than `DistDot` with simdeez).
+/// (the comparison with `DistDot` is in `BENCHMARKS.md`).
 #[derive(Debug, Default, Clone, Copy)]
 struct CosineDistance;
 

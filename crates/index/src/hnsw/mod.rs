@@ -120,8 +120,7 @@ struct Manifest<'a> {
 /// **Speed.** `hnsw_rs` builds the graph, saves and reloads it; searches run over a copy of
 /// it laid out in flat arrays (vectors by slot, neighbour lists of `u32` slots, a reusable
 /// per-thread visited array, prefetching), made by the first search after vectors were added or
-/// the index was loaded (0.21–0.34 s measured for 45k vectors of 384 values;
-/// [`compact`](HnswIndex::compact) makes it up front). The copy holds the vectors a second
+/// the index was loaded ([`compact`](HnswIndex::compact) makes it up front). The copy holds the vectors a second
 /// time: memory is about `2 × 4 × dim` bytes per vector plus the links. Measurements against hnswlib:
 /// `BENCHMARKS.md`.
 pub struct HnswIndex {
@@ -263,8 +262,7 @@ impl HnswIndex {
     }
 
     /// Lays the graph out for searching now, instead of on the first search after a change
-    /// (vectors added, index loaded or rebuilt). On the 45k × 384 SciFact vectors this takes
-    /// 0.21–0.34 s (`BENCHMARKS.md`).
+    /// (vectors added, index loaded or rebuilt); its cost is in `BENCHMARKS.md`.
     pub fn compact(&mut self) -> Result<(), IndexError> {
         if self.ids.slots() > 0 {
             self.layout();
