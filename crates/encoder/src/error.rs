@@ -7,6 +7,7 @@ use std::path::PathBuf;
 /// Each variant names the file, tensor or input it is about, so that a user can find
 /// the problem without a debugger.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EncoderError {
     /// A file could not be read or written.
     #[error("{path}: {source}")]
@@ -33,7 +34,9 @@ pub enum EncoderError {
         source: serde_json::Error,
     },
     /// `config.json` names an architecture this crate does not implement.
-    #[error("{path}: unsupported model_type {model_type:?} (supported: \"bert\")")]
+    #[error(
+        "{path}: unsupported model_type {model_type:?} (supported: \"bert\", \"roberta\", \"xlm-roberta\")"
+    )]
     UnsupportedModelType {
         /// The config file.
         path: PathBuf,
@@ -164,9 +167,60 @@ pub enum EncoderError {
         /// The backend's message.
         reason: String,
     },
-    /// A LoRA configuration or adapter file is invalid.
-    #[error("LoRA: {0}")]
-    Lora(String),
+    /// A LoRA configuration or adapter is invalid, or the operation needs (no) adapters.
+    #[error("LoRA: {}{source}", path.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default())]
+    Lora {
+        /// The adapter's `adapter_config.json`, when the problem is in a file.
+        path: Option<PathBuf>,
+        /// What is wrong.
+        source: LoraError,
+    },
+}
+
+/// What is wrong with a LoRA configuration or adapter.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoraError {
+    /// The rank is 0.
+    #[error("rank r must be positive")]
+    ZeroRank,
+    /// `alpha` is not a positive number.
+    #[error("alpha {0} must be positive")]
+    Alpha(f64),
+    /// The dropout is not in `[0, 1)`.
+    #[error("dropout {0} is not in [0, 1)")]
+    Dropout(f64),
+    /// `target_modules` is empty.
+    #[error("no target modules")]
+    NoTargets,
+    /// `target_modules` match no linear layer of the model.
+    #[error("target_modules {0:?} match no linear layer of the model")]
+    NoMatch(Vec<String>),
+    /// The rank exceeds a target layer's smaller dimension.
+    #[error("rank r = {r} exceeds {module}'s smaller dimension {smaller}")]
+    RankTooLarge {
+        /// The rank.
+        r: usize,
+        /// The layer.
+        module: String,
+        /// Its smaller dimension.
+        smaller: usize,
+    },
+    /// The adapter uses a PEFT feature this crate does not implement.
+    #[error("the adapter uses {0}, which is not supported")]
+    Unsupported(String),
+    /// Adapters are attached already.
+    #[error("adapters are already attached")]
+    AlreadyAttached,
+    /// The operation needs attached adapters.
+    #[error("no adapters are attached")]
+    NotAttached,
+}
+
+impl From<LoraError> for EncoderError {
+    fn from(source: LoraError) -> Self {
+        EncoderError::Lora { path: None, source }
+    }
 }
 
 /// Shorthand for results of this crate.

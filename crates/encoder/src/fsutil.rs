@@ -454,7 +454,7 @@ mod tests {
         write_dir_atomically(&dir, |w| w.bytes("a.txt", b"old")).unwrap();
         let err = write_dir_atomically(&dir, |w| {
             w.bytes("a.txt", b"new")?;
-            Err(EncoderError::Lora("simulated failure".into()))
+            Err(crate::error::LoraError::NotAttached.into())
         });
         assert!(err.is_err());
         assert_eq!(files(&dir), vec![("a.txt".into(), "old".into())]);

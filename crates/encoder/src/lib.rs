@@ -62,7 +62,7 @@ mod weights;
 pub use bert::{Attention, Bert, Embeddings, Layer};
 pub use config::{Activation, Architecture, TransformerConfig};
 pub use dense::Dense;
-pub use error::{EncoderError, Result};
+pub use error::{EncoderError, LoraError, Result};
 pub use fsutil::{
     recover_interrupted, write_dir_atomically, write_file_atomically, write_into_dir, DirWriter,
 };

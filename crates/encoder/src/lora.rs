@@ -9,7 +9,7 @@ use burn::tensor::{Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{EncoderError, Result};
+use crate::error::{LoraError, Result};
 
 /// Which linear layers get adapters, and how large they are.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,22 +47,16 @@ impl LoraConfig {
     /// Checks the values before adapters are built.
     pub fn validate(&self) -> Result<()> {
         if self.r == 0 {
-            return Err(EncoderError::Lora("rank r must be positive".into()));
+            return Err(LoraError::ZeroRank.into());
         }
         if !(self.alpha.is_finite() && self.alpha > 0.0) {
-            return Err(EncoderError::Lora(format!(
-                "alpha {} must be positive",
-                self.alpha
-            )));
+            return Err(LoraError::Alpha(self.alpha).into());
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return Err(EncoderError::Lora(format!(
-                "dropout {} is not in [0, 1)",
-                self.dropout
-            )));
+            return Err(LoraError::Dropout(self.dropout).into());
         }
         if self.target_modules.is_empty() {
-            return Err(EncoderError::Lora("no target modules".into()));
+            return Err(LoraError::NoTargets.into());
         }
         Ok(())
     }
@@ -210,11 +204,7 @@ impl PeftAdapterConfig {
 
     /// Converts to a [`LoraConfig`], refusing variants this crate does not implement.
     pub(crate) fn to_lora(&self) -> Result<LoraConfig> {
-        let unsupported = |what: &str| {
-            Err(EncoderError::Lora(format!(
-                "adapter uses {what}, which is not supported"
-            )))
-        };
+        let unsupported = |what: &str| Err(LoraError::Unsupported(what.to_string()).into());
         if self.peft_type != "LORA" {
             return unsupported(&format!("peft_type {}", self.peft_type));
         }

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::bert::{Bert, Source};
 use crate::config::TransformerConfig;
-use crate::error::{io_err, EncoderError, Result};
+use crate::error::{io_err, EncoderError, LoraError, Result};
 use crate::fsutil::{write_dir_atomically, DirWriter};
 use crate::fused::Inference;
 use crate::lora::{LoraAdapter, LoraConfig, PeftAdapterConfig, TargetModules};
@@ -494,7 +494,7 @@ impl<B: Backend> SentenceEncoder<B> {
     pub fn with_lora(self, config: LoraConfig, seed: u64) -> Result<Self> {
         config.validate()?;
         if self.meta.lora.is_some() {
-            return Err(EncoderError::Lora("adapters are already attached".into()));
+            return Err(LoraError::AlreadyAttached.into());
         }
         let device = self.device();
         let mut meta = (*self.meta).clone();
@@ -508,10 +508,11 @@ impl<B: Backend> SentenceEncoder<B> {
             // adapter_config.json) must not reach the allocator.
             let smaller = dense.d_in().min(dense.d_out());
             if config.r > smaller {
-                return Err(EncoderError::Lora(format!(
-                    "rank r = {} exceeds {name}'s smaller dimension {smaller}",
-                    config.r
-                )));
+                return Err(EncoderError::from(LoraError::RankTooLarge {
+                    r: config.r,
+                    module: name.to_string(),
+                    smaller,
+                }));
             }
             counter += 1;
             let adapter = LoraAdapter::init(
@@ -527,10 +528,7 @@ impl<B: Backend> SentenceEncoder<B> {
             })
         })?;
         if counter == 0 {
-            return Err(EncoderError::Lora(format!(
-                "target_modules {:?} match no linear layer",
-                config.target_modules
-            )));
+            return Err(LoraError::NoMatch(config.target_modules.clone()).into());
         }
         meta.lora = Some(config);
         Ok(Self {
@@ -594,11 +592,7 @@ impl<B: Backend> SentenceEncoder<B> {
     /// `adapter_model.safetensors`), atomically.
     pub fn save_lora_adapter(&self, dir: impl AsRef<Path>) -> Result<()> {
         let dir = dir.as_ref();
-        let config = self
-            .meta
-            .lora
-            .as_ref()
-            .ok_or_else(|| EncoderError::Lora("no adapters are attached".into()))?;
+        let config = self.meta.lora.as_ref().ok_or(LoraError::NotAttached)?;
         let mut tensors = Vec::new();
         for (name, dense) in self.bert.dense_layers() {
             if let Some(a) = &dense.lora {
@@ -621,7 +615,10 @@ impl<B: Backend> SentenceEncoder<B> {
         let bytes = crate::weights::serialize(PEFT_PREFIX, &tensors, &[], &path)?;
         let base = self.meta.source.as_ref().map(|p| p.display().to_string());
         let adapter_config = serde_json::to_value(PeftAdapterConfig::from_lora(config, base))
-            .map_err(|e| EncoderError::Lora(e.to_string()))?;
+            .map_err(|source| EncoderError::Json {
+                path: dir.join("adapter_config.json"),
+                source,
+            })?;
         write_dir_atomically(dir, |w| {
             w.json("adapter_config.json", &adapter_config)?;
             w.bytes("adapter_model.safetensors", &bytes)
@@ -641,15 +638,16 @@ impl<B: Backend> SentenceEncoder<B> {
                 source,
             })?;
         if let TargetModules::One(_) = peft.target_modules {
-            return Err(EncoderError::Lora(format!(
-                "{}: regular-expression target_modules are not supported",
-                cfg_path.display()
-            )));
+            return Err(EncoderError::Lora {
+                path: Some(cfg_path),
+                source: LoraError::Unsupported("a regular-expression target_modules".into()),
+            });
         }
         let config = peft.to_lora().map_err(|e| match e {
-            EncoderError::Lora(reason) => {
-                EncoderError::Lora(format!("{}: {reason}", cfg_path.display()))
-            }
+            EncoderError::Lora { source, .. } => EncoderError::Lora {
+                path: Some(cfg_path.clone()),
+                source,
+            },
             e => e,
         })?;
         let path = dir.join("adapter_model.safetensors");
@@ -684,11 +682,10 @@ impl<B: Backend> SentenceEncoder<B> {
             }
         }
         if targets == 0 {
-            return Err(EncoderError::Lora(format!(
-                "{}: target_modules {:?} match no linear layer of the model",
-                cfg_path.display(),
-                config.target_modules
-            )));
+            return Err(EncoderError::Lora {
+                path: Some(cfg_path),
+                source: LoraError::NoMatch(config.target_modules.clone()),
+            });
         }
         if !missing.is_empty() {
             return Err(EncoderError::MissingTensors {
@@ -701,7 +698,7 @@ impl<B: Backend> SentenceEncoder<B> {
         let mut meta = (*with.meta).clone();
         let bert = with.bert.map_dense(&mut |name, dense| {
             if dense.lora.is_none() {
-                return Ok(dense);
+                return Ok::<_, EncoderError>(dense);
             }
             let (d_in, d_out) = (dense.d_in(), dense.d_out());
             let a: Tensor<B, 2> = reader.tensor(

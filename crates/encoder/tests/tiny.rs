@@ -8,7 +8,7 @@ use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn_autodiff::Autodiff;
 use burn_ndarray::NdArray;
 use embedtune_encoder::{
-    testing, EncodeOptions, EncoderError, LoraConfig, SentenceEncoder, TransformerConfig,
+    testing, EncodeOptions, EncoderError, LoraConfig, LoraError, SentenceEncoder, TransformerConfig,
 };
 use serde_json::Value;
 
@@ -508,7 +508,10 @@ fn bad_inputs_are_errors_not_panics() {
     };
     assert!(matches!(
         model.clone().with_lora(bad, 0),
-        Err(EncoderError::Lora(_))
+        Err(EncoderError::Lora {
+            source: LoraError::ZeroRank,
+            ..
+        })
     ));
     let nothing = LoraConfig {
         target_modules: vec!["nonexistent".into()],
@@ -516,7 +519,10 @@ fn bad_inputs_are_errors_not_panics() {
     };
     assert!(matches!(
         model.with_lora(nothing, 0),
-        Err(EncoderError::Lora(_))
+        Err(EncoderError::Lora {
+            source: LoraError::NoMatch(_),
+            ..
+        })
     ));
 }
 
