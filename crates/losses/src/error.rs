@@ -101,7 +101,7 @@ pub enum LossError {
     },
     /// The backend failed to read a tensor back (e.g. a device error).
     #[error("backend error: {0}")]
-    Backend(String),
+    Backend(#[from] burn::tensor::backend::ExecutionError),
 }
 
 impl LossError {

@@ -163,9 +163,7 @@ pub(crate) fn check_inputs<B: Backend>(
     if let Some((_, l)) = labels {
         flags.push(l.clone().is_finite().all().int());
     }
-    let data = Tensor::cat(flags, 0)
-        .try_into_data()
-        .map_err(|e| LossError::Backend(format!("{e:?}")))?;
+    let data = Tensor::cat(flags, 0).try_into_data()?;
     let names = columns
         .iter()
         .map(|(n, _)| *n)
