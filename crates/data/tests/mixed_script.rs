@@ -550,6 +550,16 @@ mod tokens {
         let b = bt.encode(&[data[0].positive.as_str()]).unwrap();
         assert_eq!((b.lengths[0], b.full_lengths[0]), (6, 10));
         assert_eq!(b.input_ids, [1, 0, 0, 0, 0, 2]);
+
+        // Precomposed and decomposed accents are different texts (no normalisation), though
+        // this tokenizer strips both accents.
+        let data = [
+            Example::pair("café", "cafe\u{301}"),
+            Example::pair("猫", "猫"),
+        ];
+        let s = DatasetStats::compute(&data, &bt).unwrap();
+        assert_eq!((s.texts, s.unique_texts, s.duplicate_texts), (4, 3, 1));
+        assert_eq!(s.examples_with_repeated_text, 1);
     }
 
     /// The batch tokenizer against sentence-transformers on the shared multilingual tokenizer:
