@@ -27,7 +27,8 @@ pub enum DataError {
         path: PathBuf,
         /// 1-based line number.
         line: usize,
-        /// 1-based byte column of the first invalid byte.
+        /// 1-based byte column of the first invalid byte (in bytes: the line is not text;
+        /// a BOM at the start of the file counts).
         column: usize,
     },
     /// A UTF-8 byte-order mark somewhere other than the very start of the file (a BOM at the
@@ -56,7 +57,10 @@ pub enum DataError {
         path: PathBuf,
         /// 1-based line number.
         line: usize,
-        /// 1-based character column inside the line, as reported by the JSON parser.
+        /// 1-based character (Unicode scalar value) column inside the line where the JSON
+        /// parser stopped, counted like [`DataError::QuoteSyntax`]'s (serde_json's own column
+        /// counts bytes, three per Chinese character); a BOM at the start of the file is not
+        /// counted.
         column: usize,
         /// The parser's message.
         message: String,

@@ -98,7 +98,7 @@ pub(crate) fn json_object(ctx: &Ctx<'_>, text: &str) -> Result<Map<String, Value
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(obj)) => Ok(obj),
         Ok(other) => Err(ctx.not_an_object(json_type(&other))),
-        Err(e) => Err(ctx.json(&e)),
+        Err(e) => Err(ctx.json(&e, text)),
     }
 }
 

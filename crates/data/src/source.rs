@@ -68,7 +68,8 @@ impl Ctx<'_> {
         }
     }
 
-    pub fn json(&self, err: &serde_json::Error) -> DataError {
+    /// A JSON syntax error in `text`, the line that was parsed.
+    pub fn json(&self, err: &serde_json::Error, text: &str) -> DataError {
         let message = err.to_string();
         // serde_json appends " at line L column C"; the line is always 1 here, so keep the message.
         let message = match message.rfind(" at line ") {
@@ -78,7 +79,7 @@ impl Ctx<'_> {
         DataError::Json {
             path: self.path(),
             line: self.line,
-            column: err.column(),
+            column: char_column(text, err.column()),
             message,
         }
     }
@@ -90,6 +91,16 @@ impl Ctx<'_> {
             found,
         }
     }
+}
+
+/// The 1-based character column of serde_json's column, which counts bytes: the number of
+/// characters that start at or before the byte it points at. 0 (no position) stays 0.
+fn char_column(text: &str, byte_column: usize) -> usize {
+    let chars = text
+        .char_indices()
+        .take_while(|&(at, _)| at < byte_column)
+        .count();
+    chars + byte_column.saturating_sub(text.len())
 }
 
 /// One physical line, without its line end.

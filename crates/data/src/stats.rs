@@ -1,4 +1,10 @@
 //! Dataset statistics: counts, duplicate texts, token-length percentiles, truncation.
+//!
+//! Every length is a count of the [`BatchTokenizer`]'s tokens, special tokens included, before
+//! truncation: not characters or UTF-8 bytes, which differ widely between scripts (a Chinese
+//! character is 3 bytes and often a token of its own; an English word is several characters
+//! and often one token). Texts count as duplicates when they are byte-equal (no Unicode
+//! normalisation: `café` and `cafe\u{301}` are two texts).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;

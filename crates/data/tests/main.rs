@@ -6,6 +6,7 @@ mod common;
 mod bad_input;
 mod beir;
 mod formats;
+mod mixed_script;
 mod sampler;
 mod stats;
 mod tokenize;

@@ -5,6 +5,7 @@ mod common;
 
 mod bad_files;
 mod fused;
+mod mixed_script;
 mod parity;
 mod tiny;
 mod xlmr;

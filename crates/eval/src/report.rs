@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+use unicode_width::UnicodeWidthStr;
 
 use crate::error::{EvalError, Result};
 use crate::metrics::{Metrics, Relevance};
@@ -142,9 +143,9 @@ impl fmt::Display for Report {
             )?;
         }
         let width = metric_width(self.metrics.iter().map(|(k, _)| k));
-        writeln!(f, "{:<width$}  {:>8}", "metric", "value")?;
+        writeln!(f, "{}  {:>8}", Pad("metric", width), "value")?;
         for (key, value) in self.metrics.iter() {
-            writeln!(f, "{key:<width$}  {value:>8.4}")?;
+            writeln!(f, "{}  {value:>8.4}", Pad(key, width))?;
         }
         let t = &self.timings;
         write!(
@@ -164,9 +165,24 @@ impl fmt::Display for Report {
     }
 }
 
-/// Width of the metric-name column.
+/// Width of the metric-name column, in terminal columns: metric names read from a report file
+/// may be any text, and a CJK or full-width character takes two columns, a combining mark none.
 fn metric_width<'a>(keys: impl Iterator<Item = &'a str>) -> usize {
-    keys.map(str::len).max().unwrap_or(0).max("metric".len())
+    keys.map(UnicodeWidthStr::width)
+        .max()
+        .unwrap_or(0)
+        .max("metric".len())
+}
+
+/// Text left-aligned in a column `.1` terminal columns wide (`{:<w$}` pads by characters,
+/// which misaligns wide characters).
+struct Pad<'a>(&'a str, usize);
+
+impl fmt::Display for Pad<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let fill = self.1.saturating_sub(self.0.width());
+        write!(f, "{}{:fill$}", self.0, "")
+    }
 }
 
 /// One metric of a [`Comparison`].
@@ -251,8 +267,11 @@ impl fmt::Display for Comparison {
         let width = metric_width(self.rows.iter().map(|r| r.metric.as_str()));
         writeln!(
             f,
-            "{:<width$}  {:>8}  {:>8}  {:>8}",
-            "metric", "before", "after", "delta"
+            "{}  {:>8}  {:>8}  {:>8}",
+            Pad("metric", width),
+            "before",
+            "after",
+            "delta"
         )?;
         let cell = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));
         for row in &self.rows {
@@ -261,8 +280,8 @@ impl fmt::Display for Comparison {
                 .map_or_else(|| "-".to_string(), |d| format!("{d:+.4}"));
             writeln!(
                 f,
-                "{:<width$}  {:>8}  {:>8}  {:>8}",
-                row.metric,
+                "{}  {:>8}  {:>8}  {:>8}",
+                Pad(&row.metric, width),
                 cell(row.before),
                 cell(row.after),
                 delta

@@ -5,4 +5,5 @@ mod common;
 
 mod evaluator;
 mod metrics;
+mod mixed_script;
 mod reference;

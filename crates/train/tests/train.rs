@@ -19,6 +19,7 @@ use embedtune_train::{
 };
 
 mod crash;
+mod mixed_script;
 
 type AD = Autodiff<NdArray<f32>>;
 type I = NdArray<f32>;

@@ -1,0 +1,172 @@
+//! Truncation at max_seq in the middle of mixed-script text (issue 15), against
+//! sentence-transformers on the shared tiny XLM-RoBERTa: long Chinese / English / emoji /
+//! full-width / combining-mark texts, with and without a prompt, at the model's max_seq 128 and
+//! at 16 and 37 set through [`SentenceEncoder::set_max_seq_length`]. The expected token ids and
+//! embeddings are `tests/fixtures/mixed_script_truncation.json`, made by
+//! `scripts/make_mixed_script_fixture.py`.
+
+use std::path::{Path, PathBuf};
+
+use burn_ndarray::NdArray;
+use embedtune_encoder::{EncodeOptions, SentenceEncoder};
+use serde_json::Value;
+
+use crate::common::{cosine, max_abs_diff, shared};
+
+type B = NdArray<f32>;
+
+struct Case {
+    name: String,
+    text: String,
+    prompt: String,
+    max_seq: usize,
+    input_ids: Vec<u32>,
+    full_length: usize,
+    cut_mid_cjk: bool,
+    /// The part of `text` whose tokens are exactly the kept ones, when there is one.
+    prefix: Option<String>,
+    embedding: Vec<f32>,
+}
+
+fn cases() -> Vec<Case> {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mixed_script_truncation.json");
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("JSON");
+    let list = |v: &Value| v.as_array().expect("array").clone();
+    list(&doc["cases"])
+        .iter()
+        .map(|c| {
+            let name = c["text"].as_str().expect("text name").to_string();
+            let text = doc["texts"][&name].as_str().expect("text").to_string();
+            let prefix = c["prefix_chars"]
+                .as_u64()
+                .map(|n| text.chars().take(n as usize).collect());
+            Case {
+                prompt: c["prompt"].as_str().expect("prompt").into(),
+                max_seq: c["max_seq"].as_u64().expect("max_seq") as usize,
+                input_ids: list(&c["input_ids"])
+                    .iter()
+                    .map(|x| x.as_u64().expect("id") as u32)
+                    .collect(),
+                full_length: c["full_length"].as_u64().expect("full_length") as usize,
+                cut_mid_cjk: c["cut_mid_cjk"].as_bool().expect("cut_mid_cjk"),
+                embedding: list(&c["embedding"])
+                    .iter()
+                    .map(|x| x.as_f64().expect("float") as f32)
+                    .collect(),
+                name,
+                text,
+                prefix,
+            }
+        })
+        .collect()
+}
+
+fn model_dir(test: &str) -> Option<PathBuf> {
+    Some(shared(test)?.join("models/tiny-xlm-roberta-random"))
+}
+
+fn options(prompt: &str, batch_size: usize) -> EncodeOptions {
+    EncodeOptions {
+        batch_size,
+        prompt: Some(prompt.into()),
+        normalize: None,
+    }
+}
+
+#[test]
+fn mixed_script_truncation_matches_sentence_transformers() {
+    let Some(dir) = model_dir("mixed_script_truncation_matches_sentence_transformers") else {
+        return;
+    };
+    let cases = cases();
+    assert_eq!(cases.len(), 36);
+    let mut model = SentenceEncoder::<B>::load(&dir, &Default::default()).expect("model loads");
+    assert_eq!(model.max_seq_length(), 128);
+    let (mut cut, mut mid_cjk) = (0, 0);
+    for max_seq in [128, 16, 37] {
+        model.set_max_seq_length(max_seq).expect("max_seq");
+        let group: Vec<&Case> = cases.iter().filter(|c| c.max_seq == max_seq).collect();
+        assert_eq!(group.len(), 12);
+        for c in &group {
+            let what = format!("{} {:?} at {max_seq}", c.name, c.prompt);
+            let batch = model
+                .tokenize(&[c.text.as_str()], Some(&c.prompt))
+                .expect("tokenize");
+            let ids: Vec<u32> = batch.input_ids.iter().map(|&i| i as u32).collect();
+            assert_eq!(ids, c.input_ids, "token ids of {what}");
+            assert_eq!(ids.len(), c.full_length.min(max_seq), "{what}");
+            cut += usize::from(c.full_length > max_seq);
+            mid_cjk += usize::from(c.cut_mid_cjk);
+        }
+        // Embeddings, one prompt at a time, in one batch and one by one.
+        for prompt in ["", "query: "] {
+            let same: Vec<&&Case> = group.iter().filter(|c| c.prompt == prompt).collect();
+            let texts: Vec<&str> = same.iter().map(|c| c.text.as_str()).collect();
+            for batch_size in [1, texts.len()] {
+                let out = model
+                    .encode(&texts, &options(prompt, batch_size))
+                    .expect("encode");
+                for (c, got) in same.iter().zip(&out) {
+                    let (cos, diff) = (cosine(got, &c.embedding), max_abs_diff(got, &c.embedding));
+                    assert!(
+                        cos >= 0.99999 && diff <= 1e-4,
+                        "{} {prompt:?} at {max_seq} (batch {batch_size}): cos {cos}, max |diff| {diff}",
+                        c.name
+                    );
+                }
+            }
+        }
+    }
+    assert!(cut >= 20, "{cut} truncated cases");
+    assert!(mid_cjk >= 10, "{mid_cjk} cases cut inside Chinese text");
+}
+
+/// A text cut at max_seq inside a run of Chinese characters embeds exactly as the prefix that
+/// ends where the kept tokens end (same token ids, same embedding), at every max_seq.
+#[test]
+fn text_cut_mid_cjk_embeds_as_its_explicit_prefix() {
+    let Some(dir) = model_dir("text_cut_mid_cjk_embeds_as_its_explicit_prefix") else {
+        return;
+    };
+    let mut model = SentenceEncoder::<B>::load(&dir, &Default::default()).expect("model loads");
+    let cases = cases();
+    let mut checked_mid_cjk = 0;
+    for c in &cases {
+        let Some(prefix) = &c.prefix else {
+            assert!(
+                c.full_length <= c.max_seq,
+                "{}: a cut case without a prefix",
+                c.name
+            );
+            continue;
+        };
+        model.set_max_seq_length(c.max_seq).expect("max_seq");
+        let what = format!("{} {:?} at {}", c.name, c.prompt, c.max_seq);
+        assert!(prefix.len() < c.text.len() && c.text.starts_with(prefix.as_str()));
+        if c.cut_mid_cjk {
+            let last = prefix.chars().last().expect("non-empty");
+            let next = c.text[prefix.len()..].chars().next().expect("cut inside");
+            assert!(
+                ('\u{4e00}'..='\u{9fff}').contains(&last)
+                    && ('\u{4e00}'..='\u{9fff}').contains(&next),
+                "{what}: {last:?} | {next:?}"
+            );
+            checked_mid_cjk += 1;
+        }
+        let ids = |t: &str| {
+            model
+                .tokenize(&[t], Some(&c.prompt))
+                .expect("tokenize")
+                .input_ids
+        };
+        assert_eq!(ids(prefix), ids(&c.text), "{what}");
+        let out = model
+            .encode(&[c.text.as_str(), prefix.as_str()], &options(&c.prompt, 1))
+            .expect("encode");
+        assert_eq!(out[0], out[1], "{what}");
+        assert!(cosine(&out[0], &c.embedding) >= 0.99999, "{what}");
+    }
+    assert!(checked_mid_cjk >= 10, "{checked_mid_cjk}");
+}
