@@ -17,7 +17,7 @@ use embedtune_train::{peak_memory_mib, AdamW, AdamWConfig};
 
 #[path = "common/train_step.rs"]
 mod common;
-use common::{pairs, step};
+use common::{examples, step, trainer};
 
 type B = embedtune::CpuBackend;
 const BATCH: usize = 32;
@@ -33,9 +33,11 @@ fn train_step(c: &mut Criterion) {
         eprintln!("skipping train bench: set EMBEDTUNE_SHARED to the shared assets folder");
         return;
     };
-    let data = pairs(&shared);
-    let batches: Vec<&[(String, String)]> =
-        data.chunks(BATCH).filter(|b| b.len() == BATCH).collect();
+    let data = examples(&shared);
+    let batches: Vec<std::ops::Range<usize>> = (0..data.len() / BATCH)
+        .map(|b| b * BATCH..(b + 1) * BATCH)
+        .collect();
+    let trainer = trainer::<B>();
     let device = Default::default();
     let mut group = c.benchmark_group("train_step");
     group
@@ -68,7 +70,8 @@ fn train_step(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.iter(|| {
                 let m = slot.take().expect("model");
-                slot = Some(step(m, &mut adam, batches[i % batches.len()]));
+                let batch = batches[i % batches.len()].clone();
+                slot = Some(step(&trainer, m, &mut adam, &data, batch, i as u64));
                 i += 1;
             })
         });

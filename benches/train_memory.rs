@@ -93,12 +93,20 @@ fn main() {
     }
     let (trainable, total) = model.parameter_counts();
     let loaded = peak_memory_mib().unwrap_or(f64::NAN);
-    let data = common::pairs(&shared);
+    let data = common::examples(&shared);
+    let trainer = common::trainer::<B>();
     let mut adam = AdamW::<B>::new(AdamWConfig::default());
     let mut times = Vec::new();
-    for batch in data.chunks_exact(batch).take(steps) {
+    for i in 0..steps.min(data.len() / batch) {
         let t = Instant::now();
-        model = common::step(model, &mut adam, batch);
+        model = common::step(
+            &trainer,
+            model,
+            &mut adam,
+            &data,
+            i * batch..(i + 1) * batch,
+            i as u64,
+        );
         times.push(t.elapsed().as_secs_f64());
     }
     println!(

@@ -42,7 +42,7 @@ struct Args {
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
     /// cpu or cuda.
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
     device: Device,
     /// Embed empty texts instead of refusing them.
     #[arg(long)]

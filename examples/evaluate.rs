@@ -67,7 +67,7 @@ struct Args {
     #[arg(long)]
     output: Option<PathBuf>,
     /// cpu or cuda.
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
     device: Device,
     /// nDCG with the qrels grades as gains (BEIR / trec_eval) instead of binary relevance.
     #[arg(long)]

@@ -5,7 +5,7 @@
 //! ```text
 //! cargo run --release --example finetune_e5 -- [--model DIR] [--data BEIR_DIR | FILE.jsonl | FILE.tsv]
 //!     [--output DIR] [--epochs N] [--batch-size N] [--lr F] [--warmup-ratio F] [--seed N]
-//!     [--max-seq-len N] [--loss mnrl|cached-mnrl|symmetric-mnrl|triplet|matryoshka] [--mini-batch N]
+//!     [--max-seq-len N] [--loss mnrl|cached-mnrl|symmetric-mnrl|triplet|matryoshka-mnrl] [--mini-batch N]
 //!     [--lora-r N --lora-alpha F --lora-dropout F] [--mine-hard-negatives N]
 //!     [--prompts e5|bge|none|auto] [--eval-split test] [--device cpu|cuda]
 //!     [--save-steps N] [--resume DIR/checkpoints/step-N | --overwrite]
@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use burn::tensor::backend::AutodiffBackend;
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use embedtune::{main_on, Device, OnBackend};
 use embedtune_encoder::{LoraConfig, Prompts};
 use embedtune_eval::compare;
@@ -28,6 +28,26 @@ use embedtune_train::mining::MiningConfig;
 use embedtune_train::{
     AdamWConfig, EvalSet, Finetune, LossConfig, TrainConfig, TrainData, TrainError,
 };
+
+/// `--loss`: the names are `LossConfig`'s serde tags (as in report.json's settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Loss {
+    Mnrl,
+    CachedMnrl,
+    SymmetricMnrl,
+    Triplet,
+    #[value(alias = "matryoshka")]
+    MatryoshkaMnrl,
+}
+
+/// `--prompts`: a preset, or the model directory's own (`auto`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PromptSet {
+    Auto,
+    E5,
+    Bge,
+    None,
+}
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -77,9 +97,9 @@ struct Args {
     /// Truncation length in tokens (default: the model's).
     #[arg(long)]
     max_seq_len: Option<usize>,
-    /// mnrl, cached-mnrl, symmetric-mnrl, triplet or matryoshka.
-    #[arg(long, default_value = "mnrl")]
-    loss: String,
+    /// The loss.
+    #[arg(long, value_enum, default_value_t = Loss::Mnrl)]
+    loss: Loss,
     /// Mini-batch of cached-mnrl.
     #[arg(long, default_value_t = 32)]
     mini_batch: usize,
@@ -117,9 +137,9 @@ struct Args {
     /// sentence-transformers does; kept, they make the trainer use fewer negatives for all).
     #[arg(long)]
     mine_keep_short: bool,
-    /// e5, bge, none, or auto (the model directory's own prompts).
-    #[arg(long, default_value = "auto")]
-    prompts: String,
+    /// Query / passage prompts: a preset, or auto (the model directory's own).
+    #[arg(long, value_enum, default_value_t = PromptSet::Auto)]
+    prompts: PromptSet,
     /// Evaluate every N steps (always at the end).
     #[arg(long)]
     eval_steps: Option<u64>,
@@ -140,7 +160,7 @@ struct Args {
     /// Texts per forward pass when evaluating and mining.
     #[arg(long, default_value_t = 32)]
     eval_batch_size: usize,
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
     device: Device,
     /// No progress bars.
     #[arg(long)]
@@ -175,8 +195,19 @@ fn finetune(args: &Args, model: PathBuf) -> Result<Finetune, String> {
             ..Default::default()
         },
         seed: args.seed,
-        loss: LossConfig::from_name(&args.loss, args.mini_batch, &args.matryoshka_dims)
-            .map_err(err)?,
+        loss: match args.loss {
+            Loss::Mnrl => LossConfig::Mnrl { scale: 20.0 },
+            Loss::CachedMnrl => LossConfig::CachedMnrl {
+                scale: 20.0,
+                mini_batch: args.mini_batch,
+            },
+            Loss::SymmetricMnrl => LossConfig::SymmetricMnrl { scale: 20.0 },
+            Loss::Triplet => LossConfig::Triplet { margin: 5.0 },
+            Loss::MatryoshkaMnrl => LossConfig::MatryoshkaMnrl {
+                scale: 20.0,
+                dims: args.matryoshka_dims.clone(),
+            },
+        },
         num_negatives: args.num_negatives,
         lora,
         max_seq_len: args.max_seq_len,
@@ -193,14 +224,12 @@ fn finetune(args: &Args, model: PathBuf) -> Result<Finetune, String> {
     .settings(settings)
     .overwrite(args.overwrite);
     job.device_name = args.device.to_string();
-    match args.prompts.as_str() {
-        "auto" => {}
-        name => {
-            job.prompts = Some(Prompts::preset(name).ok_or_else(|| {
-                format!("unknown --prompts {name:?}: expected e5, bge, none or auto")
-            })?)
-        }
-    }
+    job.prompts = match args.prompts {
+        PromptSet::Auto => None,
+        PromptSet::E5 => Prompts::preset("e5"),
+        PromptSet::Bge => Prompts::preset("bge"),
+        PromptSet::None => Prompts::preset("none"),
+    };
     match (eval_dir, &args.baseline) {
         (Some(dir), baseline) => {
             let mut set = EvalSet::new(dir, &args.eval_split);

@@ -34,12 +34,13 @@ pub type CpuBackend = burn_autodiff::Autodiff<burn_ndarray::NdArray<f32>>;
 #[cfg(feature = "cuda")]
 pub type CudaBackend = burn_autodiff::Autodiff<burn_cuda::Cuda<f32, i32>>;
 
-/// Where to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where to run (`--device cpu|cuda` on every example).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Device {
     /// burn-ndarray on the CPU.
     Cpu,
     /// burn-cuda on the first GPU (needs the `cuda` feature).
+    #[value(alias = "gpu")]
     Cuda,
 }
 

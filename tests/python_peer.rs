@@ -146,6 +146,23 @@ fn max_abs_diff(a: &[Vec<f64>], b: &[Vec<f64>]) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// Our embeddings of the texts in `input` with the model in `model`, by the `encode` example.
+fn encode(model: &Path, input: &Path, output: &Path, prompt: Option<&str>) -> Vec<Vec<f64>> {
+    let mut enc = Command::new(example("encode"));
+    enc.arg("--model")
+        .arg(model)
+        .arg("--input")
+        .arg(input)
+        .arg("--output")
+        .arg(output)
+        .arg("--allow-empty");
+    if let Some(p) = prompt {
+        enc.args(["--prompt", p]);
+    }
+    run(&mut enc);
+    read_embeddings(output)
+}
+
 /// The losses of a run's steps, from its `train_log.jsonl`.
 fn losses(output: &Path) -> Vec<f64> {
     std::fs::read_to_string(output.join("train_log.jsonl"))
@@ -217,34 +234,21 @@ fn finetune_and_compare(model: &Path, run_cfg: &Run, lora: bool, work: &Path) ->
     let mut worst: f64 = 0.0;
     for prompt in [None, Some("query: ")] {
         let tag = if prompt.is_some() { "q" } else { "p" };
-        let ours = work.join(format!("ours-{tag}-{}.jsonl", lora));
-        let mut enc = Command::new(example("encode"));
-        enc.arg("--model")
-            .arg(&out)
-            .arg("--input")
-            .arg(&texts)
-            .arg("--output")
-            .arg(&ours);
-        if let Some(p) = prompt {
-            enc.args(["--prompt", p]);
-        }
-        run(&mut enc);
-        let ours = read_embeddings(&ours);
+        let ours = encode(
+            &out,
+            &texts,
+            &work.join(format!("ours-{tag}-{lora}.jsonl")),
+            prompt,
+        );
         assert_eq!(ours.len(), n);
         // Training moved the model: the base model embeds the same texts differently.
-        let base = work.join(format!("base-{tag}.jsonl"));
-        let mut enc = Command::new(example("encode"));
-        enc.arg("--model")
-            .arg(model)
-            .arg("--input")
-            .arg(&texts)
-            .arg("--output")
-            .arg(&base);
-        if let Some(p) = prompt {
-            enc.args(["--prompt", p]);
-        }
-        run(&mut enc);
-        let moved = max_abs_diff(&ours, &read_embeddings(&base));
+        let base = encode(
+            model,
+            &texts,
+            &work.join(format!("base-{tag}.jsonl")),
+            prompt,
+        );
+        let moved = max_abs_diff(&ours, &base);
         assert!(
             moved > 1e-3,
             "fine-tuning left the embeddings unchanged ({moved:e})"
@@ -375,17 +379,8 @@ fn encode_example_matches_the_xlmr_reference() {
             .map(|r| serde_json::json!({ "text": r["text"] }).to_string())
             .collect();
         std::fs::write(&input, lines.join("\n") + "\n").expect("write");
-        let mut enc = Command::new(example("encode"));
-        enc.arg("--model")
-            .arg(shared.join("models/tiny-xlm-roberta-random"))
-            .arg("--input")
-            .arg(&input)
-            .arg("--output")
-            .arg(&output)
-            .arg("--allow-empty")
-            .args(["--prompt", &prompt]);
-        run(&mut enc);
-        let ours = read_embeddings(&output);
+        let model = shared.join("models/tiny-xlm-roberta-random");
+        let ours = encode(&model, &input, &output, Some(&prompt));
         assert_eq!(ours.len(), group.len());
         for (row, v) in group.iter().zip(&ours) {
             let want: Vec<f64> = row["embedding"]

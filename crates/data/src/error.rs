@@ -207,9 +207,22 @@ pub enum DataError {
         /// The tokenizers crate's message (with the file, when loading).
         message: String,
     },
-    /// An invalid setting (batch size 0, `max_seq_len` too small for the special tokens, ...).
-    #[error("invalid configuration: {0}")]
-    Config(String),
+    /// A batch size of 0.
+    #[error("invalid configuration: batch size must be > 0")]
+    ZeroBatchSize,
+    /// Tokenising a batch of no texts.
+    #[error("invalid configuration: cannot tokenise an empty batch")]
+    EmptyBatch,
+    /// `max_seq_len` leaves no room for text next to the tokenizer's special tokens.
+    #[error(
+        "invalid configuration: max_seq_len {max_seq_len} leaves no room next to the {special} special tokens"
+    )]
+    MaxSeqTooSmall {
+        /// The requested length.
+        max_seq_len: usize,
+        /// Special tokens the tokenizer adds.
+        special: usize,
+    },
 }
 
 /// Result alias with [`DataError`].

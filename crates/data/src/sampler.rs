@@ -56,7 +56,7 @@ impl BatchSampler {
     /// A shuffling sampler of `batch_size` (> 0) with seed 0, keeping the last partial batch.
     pub fn new(batch_size: usize) -> Result<Self> {
         if batch_size == 0 {
-            return Err(DataError::Config("batch size must be > 0".into()));
+            return Err(DataError::ZeroBatchSize);
         }
         Ok(Self {
             batch_size,
@@ -209,7 +209,7 @@ pub fn length_sorted_batches<T: TextColumns>(
     batch_size: usize,
 ) -> Result<Vec<Vec<usize>>> {
     if batch_size == 0 {
-        return Err(DataError::Config("batch size must be > 0".into()));
+        return Err(DataError::ZeroBatchSize);
     }
     let mut order: Vec<usize> = (0..items.len()).collect();
     order.sort_by_key(|&i| {

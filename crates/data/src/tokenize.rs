@@ -113,9 +113,10 @@ impl BatchTokenizer {
             .get_post_processor()
             .map_or(0, |p| p.added_tokens(false));
         if max_seq_len <= added {
-            return Err(DataError::Config(format!(
-                "max_seq_len {max_seq_len} leaves no room next to the {added} special tokens"
-            )));
+            return Err(DataError::MaxSeqTooSmall {
+                max_seq_len,
+                special: added,
+            });
         }
         Ok(Self {
             tokenizer,
@@ -165,10 +166,10 @@ impl BatchTokenizer {
     }
 
     /// Tokenises a batch (in parallel). An empty (or whitespace-only) text is
-    /// [`DataError::EmptyTextInBatch`]; an empty batch is a [`DataError::Config`] error.
+    /// [`DataError::EmptyTextInBatch`]; an empty batch is [`DataError::EmptyBatch`].
     pub fn encode<S: AsRef<str> + Sync>(&self, texts: &[S]) -> Result<TokenBatch> {
         if texts.is_empty() {
-            return Err(DataError::Config("cannot tokenise an empty batch".into()));
+            return Err(DataError::EmptyBatch);
         }
         Self::check_texts(texts)?;
         let encoded: Vec<(Encoding, usize)> = texts

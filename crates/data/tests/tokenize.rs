@@ -112,9 +112,18 @@ fn empty_text_and_bad_settings_are_errors() {
         "{err:?}"
     );
     let err = bt.encode::<&str>(&[]).unwrap_err();
-    assert!(matches!(err, DataError::Config(_)), "{err:?}");
+    assert!(matches!(err, DataError::EmptyBatch), "{err:?}");
     let err = BatchTokenizer::new(tiny_tokenizer(false), 2).unwrap_err();
-    assert!(matches!(err, DataError::Config(_)), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            DataError::MaxSeqTooSmall {
+                max_seq_len: 2,
+                special: 2
+            }
+        ),
+        "{err:?}"
+    );
     let err = BatchTokenizer::from_file("/nonexistent/tokenizer.json", 8).unwrap_err();
     assert!(matches!(err, DataError::Tokenizer { .. }), "{err:?}");
 }

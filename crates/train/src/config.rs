@@ -52,20 +52,20 @@ impl Default for LossConfig {
 }
 
 impl LossConfig {
-    /// Parses a command-line name: `mnrl`, `cached-mnrl`, `symmetric-mnrl`, `triplet`,
-    /// `matryoshka` (with `mini_batch` for the cached loss and `dims` for Matryoshka).
+    /// Parses a name (the serde tags): `mnrl`, `cached-mnrl`, `symmetric-mnrl`, `triplet`,
+    /// `matryoshka-mnrl` (or `matryoshka`) (with `mini_batch` for the cached loss and `dims` for Matryoshka).
     pub fn from_name(name: &str, mini_batch: usize, dims: &[usize]) -> Result<Self> {
         Ok(match name {
             "mnrl" => Self::Mnrl { scale: 20.0 },
             "cached-mnrl" => Self::CachedMnrl { scale: 20.0, mini_batch },
             "symmetric-mnrl" => Self::SymmetricMnrl { scale: 20.0 },
             "triplet" => Self::Triplet { margin: 5.0 },
-            "matryoshka" => Self::MatryoshkaMnrl { scale: 20.0, dims: dims.to_vec() },
+            "matryoshka" | "matryoshka-mnrl" => Self::MatryoshkaMnrl { scale: 20.0, dims: dims.to_vec() },
             other => {
                 return Err(TrainError::Config {
                     name: "loss",
                     reason: format!(
-                        "unknown loss {other:?}: expected mnrl, cached-mnrl, symmetric-mnrl, triplet or matryoshka"
+                        "unknown loss {other:?}: expected mnrl, cached-mnrl, symmetric-mnrl, triplet or matryoshka-mnrl"
                     ),
                 })
             }

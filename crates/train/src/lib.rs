@@ -3,6 +3,28 @@
 //! warm-up/decay schedule, global-norm clipping, evaluation, atomic checkpoints that resume
 //! exactly, a JSON-lines log, an SVG chart and hard-negative mining.
 //!
+//! The whole job — load E5, train with MultipleNegativesRankingLoss on (query, positive,
+//! negative) triples, Recall@10 before and after, save a directory sentence-transformers loads —
+//! is one call ([`Finetune`]; a runnable version on a tiny model is in its module's docs):
+//!
+//! ```no_run
+//! use burn_autodiff::Autodiff;
+//! use burn_ndarray::NdArray;
+//! use embedtune_train::{EvalSet, Finetune, LossConfig, TrainConfig, TrainData};
+//!
+//! let settings = TrainConfig { epochs: 1, batch_size: 32, lr: 2e-5, loss: LossConfig::Mnrl { scale: 20.0 }, ..Default::default() };
+//! let report = Finetune::new("models/e5-large-v2", TrainData::from_path("triples.jsonl", "train"), "runs/e5-super")
+//!     .eval(EvalSet::new("data/super-beir", "test"))
+//!     .settings(settings)
+//!     .run::<Autodiff<NdArray<f32>>>(&Default::default())?;
+//! let (before, after) = (report.before.unwrap(), report.after.unwrap());
+//! println!("Recall@10 {:.3} → {:.3}", before["recall@10"], after["recall@10"]);
+//! // runs/e5-super now loads with SentenceTransformer("runs/e5-super") in Python.
+//! # Ok::<(), embedtune_train::TrainError>(())
+//! ```
+//!
+//! The loop alone, on a model already loaded:
+//!
 //! ```
 //! use burn_autodiff::Autodiff;
 //! use burn_ndarray::NdArray;
@@ -49,4 +71,4 @@ pub use log::{peak_memory_mib, EvalRecord, Progress, RunLog, StepRecord};
 pub use optim::{
     clip_grad_norm, grad_norm, scale_grads, AdamW, AdamWConfig, LinearSchedule, NamedTensors,
 };
-pub use trainer::{check_output_dir, Best, Evaluate, TrainOutcome, Trainer};
+pub use trainer::{check_output_dir, Best, Evaluate, StepStats, TrainOutcome, Trainer};

@@ -58,6 +58,17 @@ pub struct TrainOutcome<B: AutodiffBackend> {
     pub parameters: (usize, usize),
 }
 
+/// What one optimiser step ([`Trainer::step`]) measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepStats {
+    /// The loss (the mean over accumulated micro-batches).
+    pub loss: f64,
+    /// The gradients' global L2 norm before clipping.
+    pub grad_norm: f64,
+    /// Texts embedded.
+    pub texts: usize,
+}
+
 /// Runs fine-tuning; see [`TrainConfig`] for the settings.
 pub struct Trainer<'e, B: AutodiffBackend> {
     config: TrainConfig,
@@ -281,31 +292,20 @@ impl<'e, B: AutodiffBackend> Trainer<'e, B> {
                 }
                 let t0 = Instant::now();
                 let lr = schedule.lr(step);
-                let (loss, grads, texts) =
-                    self.accumulate(&model, &examples, group, step, &device)?;
-                if !loss.is_finite() {
-                    progress.abandon();
-                    return Err(TrainError::NonFiniteLoss {
-                        step: step + 1,
-                        value: loss,
-                    });
-                }
-                let mut grads = grads;
-                let norm = if cfg.max_grad_norm > 0.0 {
-                    clip_grad_norm::<B, _>(&model, &mut grads, cfg.max_grad_norm)
-                } else {
-                    grad_norm::<B, _>(&model, &grads)
+                let (updated, stats) = match self.step(model, &mut adam, &examples, group, step, lr)
+                {
+                    Ok(v) => v,
+                    Err(e) => {
+                        progress.abandon();
+                        return Err(e);
+                    }
                 };
-                if !norm.is_finite() {
-                    // As for a non-finite loss: no step, no checkpoint, no log line that
-                    // could not be read back.
-                    progress.abandon();
-                    return Err(TrainError::NonFiniteGradNorm {
-                        step: step + 1,
-                        value: norm,
-                    });
-                }
-                model = adam.step(lr, model, grads);
+                model = updated;
+                let StepStats {
+                    loss,
+                    grad_norm: norm,
+                    texts,
+                } = stats;
                 let secs = t0.elapsed().as_secs_f64();
                 train_seconds += secs;
                 texts_done += texts;
@@ -399,6 +399,51 @@ impl<'e, B: AutodiffBackend> Trainer<'e, B> {
             removed.map_err(crate::error::io_err(&p))?;
         }
         Ok(())
+    }
+
+    /// One optimiser step, as [`Trainer::train`] takes each: the loss and gradients of the
+    /// micro-batches in `group` (indices into `examples`; gradients accumulated), global-norm
+    /// clipping (`max_grad_norm`), and the AdamW update at learning rate `lr`. `step` (0-based)
+    /// seeds dropout. A non-finite loss or gradient norm is an error and leaves no update.
+    pub fn step(
+        &self,
+        model: SentenceEncoder<B>,
+        adam: &mut AdamW<B>,
+        examples: &[Example],
+        group: &[Vec<usize>],
+        step: u64,
+        lr: f64,
+    ) -> Result<(SentenceEncoder<B>, StepStats)> {
+        let device = model.device();
+        let (loss, mut grads, texts) = self.accumulate(&model, examples, group, step, &device)?;
+        if !loss.is_finite() {
+            return Err(TrainError::NonFiniteLoss {
+                step: step + 1,
+                value: loss,
+            });
+        }
+        let norm = if self.config.max_grad_norm > 0.0 {
+            clip_grad_norm::<B, _>(&model, &mut grads, self.config.max_grad_norm)
+        } else {
+            grad_norm::<B, _>(&model, &grads)
+        };
+        if !norm.is_finite() {
+            // As for a non-finite loss: no step, no checkpoint, no log line that could not
+            // be read back.
+            return Err(TrainError::NonFiniteGradNorm {
+                step: step + 1,
+                value: norm,
+            });
+        }
+        let model = adam.step(lr, model, grads);
+        Ok((
+            model,
+            StepStats {
+                loss,
+                grad_norm: norm,
+                texts,
+            },
+        ))
     }
 
     /// Loss and summed gradients of one optimiser step over its micro-batches, and the number
