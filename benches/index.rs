@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
-use embedtune_index::{FlatIndex, Hit, HnswIndex, HnswParams, Metric, VectorIndex};
+use embedtune_index::{Embeddings, FlatIndex, Hit, HnswIndex, HnswParams, Metric, VectorIndex};
 
 const DIM: usize = 384;
 const K: usize = 10;
@@ -68,6 +68,8 @@ fn main() {
     let base = read_f16(&dir.join("scifact_sentences.f16"));
     let queries = read_f16(&dir.join("scifact_queries.f16"));
     let (n, n_q) = (base.len() / DIM, queries.len() / DIM);
+    let matrix = |v: &[f32]| Embeddings::new(v.to_vec(), DIM).expect("whole vectors");
+    let (base_m, queries_m) = (matrix(&base), matrix(&queries));
     let ids: Vec<String> = (0..n).map(|i| i.to_string()).collect();
     let threads = rayon::current_num_threads();
     let one_thread = rayon::ThreadPoolBuilder::new()
@@ -78,8 +80,8 @@ fn main() {
     println!("load average at start: {}", load_average());
 
     let mut flat = FlatIndex::new(DIM, Metric::Cosine).unwrap();
-    flat.add(&ids, &base).unwrap();
-    let (truth, exact) = timed(|| flat.search_batch(&queries, K).unwrap());
+    flat.add(&ids, &base_m).unwrap();
+    let (truth, exact) = timed(|| flat.search_batch(&queries_m, K).unwrap());
     println!(
         "flat: one batch of {n_q} queries, first run: {:.3} s = {:.0} q/s",
         exact.as_secs_f64(),
@@ -92,7 +94,7 @@ fn main() {
         ef_search: 64,
     };
     let mut hnsw = HnswIndex::new(DIM, params).unwrap();
-    let ((), build) = timed(|| hnsw.add(&ids, &base).unwrap());
+    let ((), build) = timed(|| hnsw.add(&ids, &base_m).unwrap());
     println!(
         "hnsw build (M {}, ef_construction {}, {threads} threads): {:.2} s",
         params.m,
@@ -116,7 +118,7 @@ fn main() {
         one_pass(&hnsw, 64)
     );
     for ef in EFS {
-        let found = hnsw.search_batch_with_ef(&queries, K, ef).unwrap();
+        let found = hnsw.search_batch_with_ef(&queries_m, K, ef).unwrap();
         println!("hnsw ef {ef:>3}: recall@{K} {:.4}", recall(&found, &truth));
     }
 
@@ -145,7 +147,7 @@ fn main() {
     for ef in EFS {
         // the whole query set as one batch, queries spread over all threads
         g.bench_function(format!("ef{ef}/{threads}-threads-batch"), |b| {
-            b.iter(|| hnsw.search_batch_with_ef(&queries, K, ef).unwrap())
+            b.iter(|| hnsw.search_batch_with_ef(&queries_m, K, ef).unwrap())
         });
     }
     g.finish();
@@ -161,14 +163,14 @@ fn main() {
     });
     for batch in [16, 64, n_q] {
         g.throughput(Throughput::Elements(batch as u64));
-        let chunk = &queries[..batch * DIM];
+        let chunk = matrix(&queries[..batch * DIM]);
         g.bench_function(format!("batch{batch}/{threads}-threads"), |b| {
-            b.iter(|| flat.search_batch(chunk, K).unwrap())
+            b.iter(|| flat.search_batch(&chunk, K).unwrap())
         });
     }
     g.throughput(Throughput::Elements(n_q as u64));
     g.bench_function(format!("batch{n_q}/1-thread"), |b| {
-        one_thread.install(|| b.iter(|| flat.search_batch(&queries, K).unwrap()))
+        one_thread.install(|| b.iter(|| flat.search_batch(&queries_m, K).unwrap()))
     });
     g.finish();
 

@@ -19,7 +19,8 @@ use std::time::Instant;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Parser;
 use embedtune::{main_on, Device, OnBackend};
-use embedtune_encoder::{write_file_atomically, EncodeOptions, SentenceEncoder};
+use embedtune_core::write_file_atomically;
+use embedtune_encoder::{EncodeOptions, SentenceEncoder};
 
 #[derive(Parser, Debug)]
 #[command(

@@ -7,7 +7,7 @@
 #![no_main]
 
 use embedtune_index::{load_index_from_bytes, FlatIndex, HnswIndex, HnswParams, Metric};
-use embedtune_index::{VectorIndex, FORMAT_VERSION, MAGIC};
+use embedtune_index::{Embeddings, VectorIndex, FORMAT_VERSION, MAGIC};
 use libfuzzer_sys::fuzz_target;
 
 include!("scratch.rs");
@@ -65,9 +65,10 @@ fn sections(file: &[u8]) -> Vec<&[u8]> {
 fn seeds() {
     let dir = scratch("index_file-seeds");
     let mut out = Vec::new();
-    let vectors: Vec<f32> = (0..40 * 8)
+    let values: Vec<f32> = (0..40 * 8)
         .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
         .collect();
+    let vectors = Embeddings::new(values, 8).unwrap();
     let ids: Vec<String> = (0..40).map(|i| format!("doc{i}")).collect();
     for (name, index) in [
         (

@@ -147,7 +147,7 @@ fn export_embedding<B: Backend>(
 
 /// Word + position + token-type embeddings, LayerNorm and dropout.
 #[derive(Module, Debug)]
-pub struct Embeddings<B: Backend> {
+pub struct EmbeddingLayer<B: Backend> {
     /// Word embeddings `[vocab, hidden]`.
     pub word: Embedding<B>,
     /// Absolute position embeddings `[max_positions, hidden]`.
@@ -167,7 +167,7 @@ pub struct Embeddings<B: Backend> {
     pub position_pad: Option<usize>,
 }
 
-impl<B: Backend> Embeddings<B> {
+impl<B: Backend> EmbeddingLayer<B> {
     fn new(cfg: &TransformerConfig, src: &mut Source<'_>, device: &B::Device) -> Result<Self> {
         let h = cfg.hidden_size;
         Ok(Self {
@@ -382,7 +382,7 @@ impl<B: Backend> Layer<B> {
 #[derive(Module, Debug)]
 pub struct Bert<B: Backend> {
     /// Embedding block.
-    pub embeddings: Embeddings<B>,
+    pub embeddings: EmbeddingLayer<B>,
     /// Transformer layers.
     pub layers: Vec<Layer<B>>,
 }
@@ -396,7 +396,7 @@ impl<B: Backend> Bert<B> {
         src: &mut Source<'_>,
         device: &B::Device,
     ) -> Result<Self> {
-        let embeddings = Embeddings::new(cfg, src, device)?;
+        let embeddings = EmbeddingLayer::new(cfg, src, device)?;
         let layers = (0..cfg.num_hidden_layers)
             .map(|i| Layer::new(cfg, i, src, device))
             .collect::<Result<Vec<_>>>()?;

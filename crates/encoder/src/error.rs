@@ -153,6 +153,9 @@ pub enum EncoderError {
         /// What is wrong.
         reason: String,
     },
+    /// An embedding matrix could not be formed (e.g. a model whose dimension is zero).
+    #[error("embeddings: {0}")]
+    Shape(#[from] embedtune_core::ShapeError),
     /// The model produced non-finite values.
     #[error("{what} holds non-finite values")]
     NonFiniteOutput {
@@ -225,6 +228,15 @@ impl From<LoraError> for EncoderError {
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = EncoderError> = std::result::Result<T, E>;
+
+impl From<embedtune_core::FsError> for EncoderError {
+    fn from(e: embedtune_core::FsError) -> Self {
+        EncoderError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
 
 pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> EncoderError {
     let path = path.into();

@@ -48,7 +48,6 @@ mod bert;
 mod config;
 mod dense;
 mod error;
-mod fsutil;
 mod fused;
 mod lora;
 mod model;
@@ -59,13 +58,11 @@ pub mod testing;
 mod tokenize;
 mod weights;
 
-pub use bert::{Attention, Bert, Embeddings, Layer};
+pub use bert::{Attention, Bert, EmbeddingLayer, Layer};
 pub use config::{Activation, Architecture, TransformerConfig};
 pub use dense::Dense;
+pub use embedtune_core::Embeddings;
 pub use error::{EncoderError, LoraError, Result};
-pub use fsutil::{
-    recover_interrupted, write_dir_atomically, write_file_atomically, write_into_dir, DirWriter,
-};
 pub use lora::{LoraAdapter, LoraConfig};
 pub use model::{EncodeOptions, SentenceEncoder};
 pub use pooling::{l2_normalize, Pooling, PoolingMode};

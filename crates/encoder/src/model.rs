@@ -11,7 +11,6 @@ use serde_json::Value;
 use crate::bert::{Bert, Source};
 use crate::config::TransformerConfig;
 use crate::error::{io_err, EncoderError, LoraError, Result};
-use crate::fsutil::{write_dir_atomically, DirWriter};
 use crate::fused::Inference;
 use crate::lora::{LoraAdapter, LoraConfig, PeftAdapterConfig, TargetModules};
 use crate::names::{self, LoraFactor, PEFT_PREFIX};
@@ -19,6 +18,7 @@ use crate::pooling::{l2_normalize, Pooling};
 use crate::st::{st_files, Prompts, StMeta};
 use crate::tokenize::{TextTokenizer, TokenBatch};
 use crate::weights::{tensor_values, RawTensor, WeightReader};
+use embedtune_core::{write_dir_atomically, DirWriter, Embeddings};
 
 /// Tokenizer files copied verbatim from the source directory when a model is saved.
 const TOKENIZER_FILES: [&str; 6] = [
@@ -113,7 +113,7 @@ impl<B: Backend> SentenceEncoder<B> {
     pub fn load(dir: impl AsRef<Path>, device: &B::Device) -> Result<Self> {
         let dir = dir.as_ref();
         // A save into `dir` killed half-way is completed or rolled back first.
-        crate::fsutil::recover_interrupted(dir)?;
+        embedtune_core::recover_interrupted(dir)?;
         if !dir.is_dir() {
             return Err(EncoderError::MissingFile {
                 path: dir.to_path_buf(),
@@ -340,13 +340,13 @@ impl<B: Backend> SentenceEncoder<B> {
         Ok(self.forward(&self.tokenize(texts, prompt)?))
     }
 
-    /// Batched inference: one embedding per text, in input order. Texts are grouped by token
-    /// length so that batches carry little padding.
+    /// Batched inference: one embedding per text, as the rows of a matrix in input order.
+    /// Texts are grouped by token length so that batches carry little padding.
     pub fn encode<S: AsRef<str>>(
         &self,
         texts: &[S],
         options: &EncodeOptions,
-    ) -> Result<Vec<Vec<f32>>> {
+    ) -> Result<Embeddings> {
         self.encode_with_progress(texts, options, |_| {})
     }
 
@@ -356,15 +356,16 @@ impl<B: Backend> SentenceEncoder<B> {
         texts: &[S],
         options: &EncodeOptions,
         mut progress: impl FnMut(usize),
-    ) -> Result<Vec<Vec<f32>>> {
+    ) -> Result<Embeddings> {
         if options.batch_size == 0 {
             return Err(EncoderError::InvalidInput {
                 name: "batch_size",
                 reason: "must be positive".into(),
             });
         }
+        let dim = self.dim();
         if texts.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Embeddings::with_capacity(dim, 0)?);
         }
         let prompt = options.prompt.as_deref().filter(|p| !p.is_empty());
         let tok = &self.meta.tokenizer;
@@ -387,8 +388,7 @@ impl<B: Backend> SentenceEncoder<B> {
         let device = self.device();
         // The CPU backend's inference forward, when the model runs on it.
         let mut fast = Inference::new(&self.bert);
-        let dim = self.dim();
-        let mut out = vec![Vec::new(); texts.len()];
+        let mut out = Embeddings::zeros(texts.len(), dim)?;
         let mut done = 0;
         for chunk in order.chunks(options.batch_size) {
             let rows: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
@@ -405,8 +405,10 @@ impl<B: Backend> SentenceEncoder<B> {
             if values.iter().any(|v| !v.is_finite()) {
                 return Err(EncoderError::NonFiniteOutput { what: "embeddings" });
             }
-            for (row, &i) in values.chunks(dim).zip(chunk) {
-                out[i] = row.to_vec();
+            for (row, &i) in values.chunks_exact(dim).zip(chunk) {
+                if let Some(slot) = out.get_mut(i) {
+                    slot.copy_from_slice(row);
+                }
             }
             done += chunk.len();
             progress(done);
@@ -419,7 +421,7 @@ impl<B: Backend> SentenceEncoder<B> {
         &self,
         texts: &[S],
         batch_size: usize,
-    ) -> Result<Vec<Vec<f32>>> {
+    ) -> Result<Embeddings> {
         let options = EncodeOptions {
             batch_size,
             prompt: self.meta.st.prompts.query.clone(),
@@ -433,7 +435,7 @@ impl<B: Backend> SentenceEncoder<B> {
         &self,
         texts: &[S],
         batch_size: usize,
-    ) -> Result<Vec<Vec<f32>>> {
+    ) -> Result<Embeddings> {
         let options = EncodeOptions {
             batch_size,
             prompt: self.meta.st.prompts.passage.clone(),
@@ -453,11 +455,11 @@ impl<B: Backend> SentenceEncoder<B> {
 
     /// Saves the model's files into `dir`, keeping other files there (e.g. a training run's
     /// logs): each file is staged, then renamed into place atomically. See
-    /// [`write_into_dir`](crate::write_into_dir).
+    /// [`write_into_dir`](embedtune_core::write_into_dir).
     pub fn save_into(&self, dir: impl AsRef<Path>) -> Result<()> {
         let dir = dir.as_ref();
         let weights = self.weights_bytes(dir)?;
-        crate::fsutil::write_into_dir(dir, |w| self.write_files(w, &weights))
+        embedtune_core::write_into_dir(dir, |w| self.write_files(w, &weights))
     }
 
     fn weights_bytes(&self, dir: &Path) -> Result<Vec<u8>> {
@@ -621,7 +623,7 @@ impl<B: Backend> SentenceEncoder<B> {
             })?;
         write_dir_atomically(dir, |w| {
             w.json("adapter_config.json", &adapter_config)?;
-            w.bytes("adapter_model.safetensors", &bytes)
+            Ok(w.bytes("adapter_model.safetensors", &bytes)?)
         })
     }
 
@@ -629,7 +631,7 @@ impl<B: Backend> SentenceEncoder<B> {
     /// PEFT) onto this base model.
     pub fn load_lora_adapter(self, dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
-        crate::fsutil::recover_interrupted(dir)?;
+        embedtune_core::recover_interrupted(dir)?;
         let cfg_path = dir.join("adapter_config.json");
         let text = std::fs::read_to_string(&cfg_path).map_err(io_err(&cfg_path))?;
         let peft: PeftAdapterConfig =

@@ -39,7 +39,7 @@ fn saved_dir() -> (tempfile::TempDir, PathBuf) {
     (tmp, dir)
 }
 
-fn encode(model: &SentenceEncoder<B>, batch_size: usize) -> Vec<Vec<f32>> {
+fn encode(model: &SentenceEncoder<B>, batch_size: usize) -> embedtune_encoder::Embeddings {
     model
         .encode(
             &TEXTS,
@@ -766,7 +766,7 @@ fn a_disk_full_during_a_save_keeps_the_old_model_and_leaves_no_staging() {
         "old model intact, no staging"
     );
     let loaded = SentenceEncoder::<B>::load(&dir, &Default::default()).expect("loads");
-    let diff = max_abs_diff(&encode(&loaded, 2).concat(), &encode(&first, 2).concat());
+    let diff = max_abs_diff(encode(&loaded, 2).as_slice(), encode(&first, 2).as_slice());
     assert!(
         diff <= 1e-5,
         "the loaded model is the first one saved: {diff}"

@@ -61,17 +61,13 @@ pub enum EvalError {
         /// The count given.
         found: usize,
     },
-    /// An embedding whose length differs from the first corpus embedding's.
-    #[error("{what} {position} has {found} values, expected {expected}")]
+    /// The query and corpus embeddings have different dimensions.
+    #[error("the query embeddings have dimension {queries}, the corpus embeddings {corpus}")]
     DimensionMismatch {
-        /// `query embedding` or `corpus embedding`.
-        what: &'static str,
-        /// 0-based position in its list.
-        position: usize,
-        /// The dimension of the first corpus embedding.
-        expected: usize,
-        /// This embedding's length.
-        found: usize,
+        /// The query embeddings' dimension.
+        queries: usize,
+        /// The corpus embeddings' dimension.
+        corpus: usize,
     },
     /// A ranking names an id that is not in the corpus.
     #[error("the ranking of query {query_id:?} names {id:?}, which is not in the corpus")]

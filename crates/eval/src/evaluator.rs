@@ -6,7 +6,7 @@ use std::time::Instant;
 use burn::tensor::backend::Backend;
 use embedtune_data::{Document, IrSplit};
 use embedtune_encoder::{EncodeOptions, SentenceEncoder};
-use embedtune_index::{Hit, IndexConfig};
+use embedtune_index::{Embeddings, Hit, IndexConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::error::{EvalError, Result};
@@ -236,7 +236,7 @@ impl IrEvaluator {
         prompt: &Option<String>,
         bar: &ProgressBar,
         offset: usize,
-    ) -> Result<Vec<Vec<f32>>> {
+    ) -> Result<Embeddings> {
         let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
         let options = EncodeOptions {
             batch_size: self.config.batch_size,
@@ -251,23 +251,25 @@ impl IrEvaluator {
     /// Retrieves and scores from precomputed embeddings: `queries[i]` embeds
     /// [`queries()[i]`](Self::queries), `corpus[j]` embeds [`corpus()[j]`](Self::corpus). All
     /// must have the same length. No model is needed, so metric code is testable on its own.
-    pub fn evaluate_embeddings(&self, queries: &[Vec<f32>], corpus: &[Vec<f32>]) -> Result<Report> {
+    pub fn evaluate_embeddings(&self, queries: &Embeddings, corpus: &Embeddings) -> Result<Report> {
         let start = Instant::now();
         check_count("corpus embeddings", self.corpus.len(), corpus.len())?;
         check_count("query embeddings", self.queries.len(), queries.len())?;
-        // the corpus is never empty (checked at construction)
-        let dim = corpus[0].len();
-        let corpus_flat = flatten(corpus, dim, "corpus embedding")?;
-        let query_flat = flatten(queries, dim, "query embedding")?;
+        if queries.dim() != corpus.dim() {
+            return Err(EvalError::DimensionMismatch {
+                queries: queries.dim(),
+                corpus: corpus.dim(),
+            });
+        }
 
-        let mut index = self.config.index.build(dim)?;
+        let mut index = self.config.index.build(corpus.dim())?;
         let ids: Vec<String> = self.corpus.iter().map(|d| d.id.clone()).collect();
-        index.add(&ids, &corpus_flat)?;
+        index.add(&ids, corpus)?;
         let index_s = start.elapsed().as_secs_f64();
 
         let t = Instant::now();
         let k = self.config.metrics.max_k().min(self.corpus.len());
-        let rankings = index.search_batch(&query_flat, k)?;
+        let rankings = index.search_batch(queries, k)?;
         let search_s = t.elapsed().as_secs_f64();
 
         let mut report = self.evaluate_rankings(rankings)?;
@@ -374,21 +376,4 @@ fn check_count(what: &'static str, expected: usize, found: usize) -> Result<()> 
             found,
         })
     }
-}
-
-/// Row-major copy of `rows`, each of which must have `dim` values.
-fn flatten(rows: &[Vec<f32>], dim: usize, what: &'static str) -> Result<Vec<f32>> {
-    let mut flat = Vec::with_capacity(rows.len() * dim);
-    for (position, row) in rows.iter().enumerate() {
-        if row.len() != dim {
-            return Err(EvalError::DimensionMismatch {
-                what,
-                position,
-                expected: dim,
-                found: row.len(),
-            });
-        }
-        flat.extend_from_slice(row);
-    }
-    Ok(flat)
 }

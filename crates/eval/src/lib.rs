@@ -4,7 +4,7 @@
 //!
 //! ```
 //! use std::collections::BTreeMap;
-//! use embedtune_eval::{Document, EvalConfig, IrEvaluator};
+//! use embedtune_eval::{Document, Embeddings, EvalConfig, IrEvaluator};
 //!
 //! let doc = |id: &str, text: &str| Document { id: id.into(), text: text.into() };
 //! let corpus = vec![
@@ -21,8 +21,8 @@
 //!
 //! // Embeddings from any model (`evaluate(&encoder)` encodes them itself); here, by hand:
 //! // q1 ranks d1 first, q2 ranks d3 above its relevant d2.
-//! let corpus_vectors = vec![vec![1.0, 0.0], vec![0.0, 1.0], vec![0.6, 0.8]];
-//! let query_vectors = vec![vec![1.0, 0.1], vec![0.5, 0.9]];
+//! let corpus_vectors = Embeddings::new(vec![1.0, 0.0, 0.0, 1.0, 0.6, 0.8], 2).unwrap();
+//! let query_vectors = Embeddings::new(vec![1.0, 0.1, 0.5, 0.9], 2).unwrap();
 //! let report = evaluator.evaluate_embeddings(&query_vectors, &corpus_vectors)?;
 //!
 //! assert_eq!(report.skipped_queries, 1); // q3 has no relevant document
@@ -53,7 +53,7 @@ mod metrics;
 mod report;
 
 pub use embedtune_data::{Document, IrSplit};
-pub use embedtune_index::{Hit, HnswParams, IndexConfig};
+pub use embedtune_index::{Embeddings, Hit, HnswParams, IndexConfig};
 pub use error::{EvalError, Result};
 pub use evaluator::{EvalConfig, IrEvaluator};
 pub use metrics::{sort_ranking, Metrics, MetricsConfig, Relevance};

@@ -107,8 +107,12 @@ impl Report {
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let mut text = self.to_json();
         text.push('\n');
-        embedtune_encoder::write_file_atomically(path.as_ref(), text.as_bytes())?;
-        Ok(())
+        embedtune_core::write_file_atomically(path.as_ref(), text.as_bytes()).map_err(|e| {
+            EvalError::Io {
+                path: e.path,
+                source: e.source,
+            }
+        })
     }
 
     /// Reads a report written by [`Report::save`] (or any JSON object with a `metrics`

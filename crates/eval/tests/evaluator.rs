@@ -45,7 +45,10 @@ fn queries_without_relevant_documents_are_skipped_and_counted() {
     assert_eq!(ids, ["q0", "q1"]);
     assert_eq!(ev.skipped_queries(), ["q2", "q3"]);
     let report = ev
-        .evaluate_embeddings(&[vec![0.8, 0.6], vec![-0.6, 0.8]], &corpus_vectors())
+        .evaluate_embeddings(
+            &emb(&[vec![0.8, 0.6], vec![-0.6, 0.8]]),
+            &emb(&corpus_vectors()),
+        )
         .unwrap();
     assert_eq!(
         (report.queries, report.skipped_queries, report.corpus_size),
@@ -68,7 +71,10 @@ fn k_larger_than_the_corpus() {
     // default cut-offs go to 100 against a corpus of 4: every query gets all 4 passages
     let ev = small();
     let report = ev
-        .evaluate_embeddings(&[vec![-1.0, 0.0], vec![1.0, 0.0]], &corpus_vectors())
+        .evaluate_embeddings(
+            &emb(&[vec![-1.0, 0.0], vec![1.0, 0.0]]),
+            &emb(&corpus_vectors()),
+        )
         .unwrap();
     // q0 ranks d3, d2, d1, d0 (d1 third); q1 ranks d0, d1, d2, d3 (d2 third)
     assert_eq!(report.metric("mrr@10"), Some(1.0 / 3.0));
@@ -124,7 +130,7 @@ fn typed_errors_for_bad_embeddings_and_rankings() {
     let ev = small();
     let q = vec![vec![1.0, 0.0], vec![0.0, 1.0]];
     let err = ev
-        .evaluate_embeddings(&q[..1], &corpus_vectors())
+        .evaluate_embeddings(&emb(&q[..1]), &emb(&corpus_vectors()))
         .unwrap_err();
     assert!(matches!(
         err,
@@ -135,7 +141,7 @@ fn typed_errors_for_bad_embeddings_and_rankings() {
         }
     ));
     let err = ev
-        .evaluate_embeddings(&q, &corpus_vectors()[..3])
+        .evaluate_embeddings(&emb(&q), &emb(&corpus_vectors()[..3]))
         .unwrap_err();
     assert!(matches!(
         err,
@@ -145,20 +151,22 @@ fn typed_errors_for_bad_embeddings_and_rankings() {
         }
     ));
     let err = ev
-        .evaluate_embeddings(&[vec![1.0, 0.0], vec![1.0]], &corpus_vectors())
+        .evaluate_embeddings(
+            &emb(&[vec![1.0, 0.0, 0.0], vec![1.0, 0.0, 0.0]]),
+            &emb(&corpus_vectors()),
+        )
         .unwrap_err();
     assert!(matches!(
         err,
         EvalError::DimensionMismatch {
-            what: "query embedding",
-            position: 1,
-            ..
+            queries: 3,
+            corpus: 2
         }
     ));
     let mut bad_corpus = corpus_vectors();
     bad_corpus[2] = vec![0.0, 0.0];
     assert!(matches!(
-        ev.evaluate_embeddings(&q, &bad_corpus),
+        ev.evaluate_embeddings(&emb(&q), &emb(&bad_corpus)),
         Err(EvalError::Index(_))
     ));
 
@@ -254,8 +262,12 @@ fn hnsw_index_finds_the_same_on_a_small_corpus() {
     };
     let ev = IrEvaluator::from_parts(docs("q", 2), docs("d", 4), &relevant, config).unwrap();
     let q = vec![vec![0.8, 0.6], vec![-0.6, 0.8]];
-    let hnsw = ev.evaluate_embeddings(&q, &corpus_vectors()).unwrap();
-    let flat = small().evaluate_embeddings(&q, &corpus_vectors()).unwrap();
+    let hnsw = ev
+        .evaluate_embeddings(&emb(&q), &emb(&corpus_vectors()))
+        .unwrap();
+    let flat = small()
+        .evaluate_embeddings(&emb(&q), &emb(&corpus_vectors()))
+        .unwrap();
     assert_eq!(hnsw.index, "hnsw");
     assert_eq!(flat.index, "flat");
     assert_eq!(hnsw.metrics, flat.metrics);
@@ -264,7 +276,10 @@ fn hnsw_index_finds_the_same_on_a_small_corpus() {
 #[test]
 fn report_json_has_flat_metric_keys_and_round_trips() {
     let report = small()
-        .evaluate_embeddings(&[vec![0.8, 0.6], vec![1.0, 0.0]], &corpus_vectors())
+        .evaluate_embeddings(
+            &emb(&[vec![0.8, 0.6], vec![1.0, 0.0]]),
+            &emb(&corpus_vectors()),
+        )
         .unwrap();
     let value: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
     let metrics = value["metrics"].as_object().unwrap();
@@ -308,10 +323,16 @@ fn report_json_has_flat_metric_keys_and_round_trips() {
 fn console_table_and_comparison() {
     let ev = small();
     let before = ev
-        .evaluate_embeddings(&[vec![-1.0, 0.0], vec![1.0, 0.0]], &corpus_vectors())
+        .evaluate_embeddings(
+            &emb(&[vec![-1.0, 0.0], vec![1.0, 0.0]]),
+            &emb(&corpus_vectors()),
+        )
         .unwrap();
     let after = ev
-        .evaluate_embeddings(&[vec![0.8, 0.6], vec![-0.6, 0.8]], &corpus_vectors())
+        .evaluate_embeddings(
+            &emb(&[vec![0.8, 0.6], vec![-0.6, 0.8]]),
+            &emb(&corpus_vectors()),
+        )
         .unwrap();
     let table = after.to_string();
     assert!(table.contains("2 queries (2 skipped: no relevant document), 4 passages, flat index"));
@@ -410,4 +431,10 @@ fn evaluates_an_encoder_end_to_end() {
     assert_eq!(report.query_prompt, None);
     assert_eq!(bar.position(), 5);
     assert_eq!(bar.length(), Some(5));
+}
+
+/// The rows as an embedding matrix (as wide as the first row).
+fn emb(rows: &[Vec<f32>]) -> embedtune_eval::Embeddings {
+    embedtune_eval::Embeddings::from_rows(rows, rows.first().map_or(1, Vec::len))
+        .expect("equal rows")
 }

@@ -87,7 +87,9 @@ fn cjk_and_emoji_ids_are_matched_exactly_and_ties_rank_by_code_point() {
     for config in [flat, hnsw] {
         let ev = evaluator(config);
         assert_eq!(ev.skipped_queries(), ["❤\u{fe0f}"]);
-        let report = ev.evaluate_embeddings(&queries, &corpus().1).unwrap();
+        let report = ev
+            .evaluate_embeddings(&emb(&queries), &emb(&corpus().1))
+            .unwrap();
         let per_query: Vec<(&str, f64)> = report
             .per_query
             .iter()
@@ -252,4 +254,10 @@ fn evaluates_mixed_script_texts_with_the_multilingual_model() {
         .map(|q| q.query_id.as_str())
         .collect();
     assert_eq!(ids, ["问题①", "q-👍🏽", "ｑ１"]);
+}
+
+/// The rows as an embedding matrix (as wide as the first row).
+fn emb(rows: &[Vec<f32>]) -> embedtune_eval::Embeddings {
+    embedtune_eval::Embeddings::from_rows(rows, rows.first().map_or(1, Vec::len))
+        .expect("equal rows")
 }

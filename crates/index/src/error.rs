@@ -47,24 +47,22 @@ pub enum IndexError {
         /// The length that was given.
         found: usize,
     },
-    /// The flat `values` of a batch do not hold exactly `ids × dim` numbers.
-    #[error("a batch of {ids} ids needs {expected} values (dimension {dim}), got {found}")]
+    /// An `add` batch with another number of ids than of vectors.
+    #[error("a batch of {ids} ids with {rows} vectors")]
     BatchShape {
         /// Number of ids in the batch.
         ids: usize,
-        /// The index's dimension.
-        dim: usize,
-        /// `ids × dim`.
-        expected: usize,
-        /// The number of values given.
-        found: usize,
+        /// Number of vectors (rows) in the batch.
+        rows: usize,
     },
-    /// A batch of queries whose length is not a multiple of the dimension.
-    #[error("{found} query values is not a whole number of queries of dimension {dim}")]
-    QueryShape {
+    /// A batch of vectors or queries whose rows are not as wide as the index's vectors.
+    #[error("the {what} have dimension {found} but the index has dimension {expected}")]
+    BatchDimension {
+        /// `vectors` (an `add` batch) or `queries` (a search batch).
+        what: &'static str,
         /// The index's dimension.
-        dim: usize,
-        /// The number of values given.
+        expected: usize,
+        /// The batch's dimension.
         found: usize,
     },
     /// A NaN or infinite component.

@@ -261,49 +261,9 @@ pub(crate) fn write<T: Serialize>(
         header.extend_from_slice(&crc32fast::hash(s).to_le_bytes());
     }
     header.extend_from_slice(&crc32fast::hash(&header).to_le_bytes());
-    write_atomic(path, |out| {
+    embedtune_core::write_file_with(path, |out| {
         out.write_all(&header)?;
         sections.iter().try_for_each(|s| out.write_all(s))
     })
-}
-
-/// The directory a file lives in (`.` for a bare file name).
-pub(crate) fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
-/// Writes through `fill` into a temporary file beside `path`, syncs it, renames it over `path`
-/// and syncs the directory: readers see the old file or the new one, never a partial one.
-fn write_atomic(
-    path: &Path,
-    fill: impl FnOnce(&mut std::io::BufWriter<&fs::File>) -> std::io::Result<()>,
-) -> Result<(), IndexError> {
-    let dir = parent_dir(path);
-    let io = |e| IndexError::io(path, e);
-    let tmp = tempfile::Builder::new()
-        .prefix(".embedtune-index-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(io)?;
-    {
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
-        fill(&mut out).map_err(io)?;
-        out.flush().map_err(io)?;
-    }
-    tmp.as_file().sync_all().map_err(io)?;
-    tmp.persist(path).map_err(|e| io(e.error))?;
-    sync_dir(dir).map_err(io)
-}
-
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    fs::File::open(dir)?.sync_all()
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> std::io::Result<()> {
-    Ok(())
+    .map_err(|e| IndexError::io(&e.path, e.source))
 }

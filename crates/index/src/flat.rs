@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::path::Path;
 
+use embedtune_core::Embeddings;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -12,7 +13,9 @@ use crate::ids::IdMap;
 use crate::index::VectorIndex;
 use crate::kernels;
 use crate::topk::{Hit, TopK};
-use crate::vectors::{check_search, prepare_batch, prepare_queries, prepare_query, Metric};
+use crate::vectors::{
+    check_dim, check_search, prepare_batch, prepare_queries, prepare_query, Metric,
+};
 
 /// Bytes of stored vectors scored as one block: small enough to stay in a core's L2 cache
 /// while a chunk of queries streams over it.
@@ -194,7 +197,7 @@ impl VectorIndex for FlatIndex {
         self.ids.live()
     }
 
-    fn add(&mut self, ids: &[String], vectors: &[f32]) -> Result<(), IndexError> {
+    fn add(&mut self, ids: &[String], vectors: &Embeddings) -> Result<(), IndexError> {
         let rows = prepare_batch(ids, vectors, self.dim, self.metric)?;
         self.ids.check_new(ids)?;
         self.ids.push(ids);
@@ -225,9 +228,10 @@ impl VectorIndex for FlatIndex {
         Ok(self.search_one(&query, k))
     }
 
-    fn search_batch(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Hit>>, IndexError> {
+    fn search_batch(&self, queries: &Embeddings, k: usize) -> Result<Vec<Vec<Hit>>, IndexError> {
+        check_dim("queries", queries, self.dim)?;
         check_search(k, self.len())?;
-        let queries = prepare_queries(queries, self.dim, self.metric)?;
+        let queries = prepare_queries(queries.as_slice(), self.dim, self.metric)?;
         Ok(self.search_prepared(&queries, k))
     }
 

@@ -2,6 +2,8 @@
 
 use std::path::Path;
 
+use embedtune_core::Embeddings;
+
 use crate::error::IndexError;
 use crate::file::{IndexFile, Kind};
 use crate::flat::FlatIndex;
@@ -11,7 +13,8 @@ use crate::vectors::Metric;
 
 /// A store of id-labelled vectors answering top-k similarity queries.
 ///
-/// Vectors and queries are plain `f32` slices, batches row-major (`n × dim` values). Results are
+/// Batches of vectors and queries are [`Embeddings`] matrices (one row each), a single query
+/// an `f32` slice. Results are
 /// sorted by descending score, ties by ascending id. Every invalid input (wrong dimension,
 /// NaN/inf, zero vector under cosine, duplicate or unknown id, `k = 0`, empty index) is an
 /// [`IndexError`]; a failed call leaves the index unchanged.
@@ -33,9 +36,9 @@ pub trait VectorIndex: Send + Sync {
         self.len() == 0
     }
 
-    /// Adds `ids[i]` with the vector `vectors[i * dim..(i + 1) * dim]`. Ids must be new and
-    /// distinct ([`IndexError::DuplicateId`] otherwise, and nothing is added).
-    fn add(&mut self, ids: &[String], vectors: &[f32]) -> Result<(), IndexError>;
+    /// Adds `ids[i]` with the vector `vectors[i]`. Ids must be new and distinct
+    /// ([`IndexError::DuplicateId`] otherwise, and nothing is added).
+    fn add(&mut self, ids: &[String], vectors: &Embeddings) -> Result<(), IndexError>;
 
     /// Removes the vectors of `ids`, which must all be present ([`IndexError::UnknownId`]
     /// otherwise, and nothing is removed).
@@ -44,11 +47,12 @@ pub trait VectorIndex: Send + Sync {
     /// The `k` stored vectors most similar to `query` (fewer if the index holds fewer).
     fn search(&self, query: &[f32], k: usize) -> Result<Vec<Hit>, IndexError>;
 
-    /// [`search`](Self::search) for each query of a row-major batch, in parallel (rayon).
-    fn search_batch(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Hit>>, IndexError>;
+    /// [`search`](Self::search) for each row of `queries`, in parallel (rayon).
+    fn search_batch(&self, queries: &Embeddings, k: usize) -> Result<Vec<Vec<Hit>>, IndexError>;
 
-    /// Writes the index to `path` atomically (temporary file, fsync, rename). See
-    /// [`load_index`] for the format.
+    /// Writes the index to `path` atomically (temporary file, fsync, rename; missing folders
+    /// are created), with [`embedtune_core::write_file_with`]. See [`load_index`] for the
+    /// format.
     fn save(&self, path: &Path) -> Result<(), IndexError>;
 }
 

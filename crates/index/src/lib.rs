@@ -1,7 +1,7 @@
 //! Vector indexes for embeddings: store `f32` vectors under string ids, answer top-k queries.
 //!
-//! No deep-learning dependency: plain `f32` slices in, `(id, score)` hits out, so any project can
-//! use it. Two indexes implement [`VectorIndex`]:
+//! No deep-learning dependency: [`Embeddings`] matrices (or a single `f32` slice) in, `(id, score)`
+//! hits out, so any project can use it. Two indexes implement [`VectorIndex`]:
 //!
 //! - [`FlatIndex`]: exact search (cosine or inner product), a blocked matrix product with
 //!   run-time-selected AVX2/FMA kernels, parallel, top-k by bounded heap. The ground truth, and
@@ -16,11 +16,12 @@
 //! before use ([`load_index`]).
 //!
 //! ```
-//! use embedtune_index::{FlatIndex, Metric, VectorIndex};
+//! use embedtune_index::{Embeddings, FlatIndex, Metric, VectorIndex};
 //!
 //! let mut index = FlatIndex::new(3, Metric::Cosine)?;
 //! let ids = ["apple", "pear", "car"].map(String::from);
-//! index.add(&ids, &[1.0, 0.0, 0.0, 0.8, 0.6, 0.0, 0.0, 0.0, 1.0])?;
+//! let vectors = Embeddings::new(vec![1.0, 0.0, 0.0, 0.8, 0.6, 0.0, 0.0, 0.0, 1.0], 3).unwrap();
+//! index.add(&ids, &vectors)?;
 //!
 //! let hits = index.search(&[2.0, 0.2, 0.0], 2)?;
 //! assert_eq!(hits[0].id, "apple");
@@ -44,6 +45,7 @@ mod kernels;
 mod topk;
 mod vectors;
 
+pub use embedtune_core::Embeddings;
 pub use error::{IndexError, Item};
 pub use file::{FORMAT_VERSION, MAGIC};
 pub use flat::FlatIndex;

@@ -5,6 +5,8 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
+use embedtune_core::Embeddings;
+
 use crate::error::{IndexError, Item};
 use crate::kernels;
 
@@ -59,31 +61,45 @@ fn check_row(row: &[f32], item: &impl Fn() -> Item) -> Result<(), IndexError> {
     Ok(())
 }
 
-/// Validates an `add` batch (`values` row-major, one row per id) and returns the rows as the
-/// index stores them (normalised for cosine).
+/// Validates an `add` batch (one row per id) and returns the rows as the index stores them,
+/// row-major (normalised for cosine).
 pub(crate) fn prepare_batch(
     ids: &[String],
-    values: &[f32],
+    vectors: &Embeddings,
     dim: usize,
     metric: Metric,
 ) -> Result<Vec<f32>, IndexError> {
-    let expected = ids.len().checked_mul(dim);
-    if expected != Some(values.len()) {
+    check_dim("vectors", vectors, dim)?;
+    if ids.len() != vectors.len() {
         return Err(IndexError::BatchShape {
             ids: ids.len(),
-            dim,
-            expected: expected.unwrap_or(usize::MAX),
-            found: values.len(),
+            rows: vectors.len(),
         });
     }
-    let mut rows = values.to_vec();
+    let mut rows = vectors.as_slice().to_vec();
     for (position, row) in rows.chunks_exact_mut(dim).enumerate() {
         prepare_row(row, metric, || Item::Vector {
-            position,
             id: ids[position].clone(),
+            position,
         })?;
     }
     Ok(rows)
+}
+
+/// A batch's width is the index's.
+pub(crate) fn check_dim(
+    what: &'static str,
+    batch: &Embeddings,
+    dim: usize,
+) -> Result<(), IndexError> {
+    if batch.dim() != dim {
+        return Err(IndexError::BatchDimension {
+            what,
+            expected: dim,
+            found: batch.dim(),
+        });
+    }
+    Ok(())
 }
 
 /// Validates one query of `dim` values and returns it ready for scoring.
@@ -109,12 +125,6 @@ pub(crate) fn prepare_queries(
     dim: usize,
     metric: Metric,
 ) -> Result<Cow<'_, [f32]>, IndexError> {
-    if !queries.len().is_multiple_of(dim) {
-        return Err(IndexError::QueryShape {
-            dim,
-            found: queries.len(),
-        });
-    }
     match metric {
         Metric::InnerProduct => {
             for (position, row) in queries.chunks_exact(dim).enumerate() {

@@ -4,7 +4,7 @@ use embedtune_index::{
     FlatIndex, HnswIndex, HnswParams, IndexConfig, IndexError, Item, Metric, VectorIndex,
 };
 
-use crate::common::{assert_matches_brute_force, brute_force, ids, Rng};
+use crate::common::{assert_matches_brute_force, brute_force, ids, m, Rng};
 
 #[test]
 fn flat_cosine_matches_brute_force() {
@@ -16,13 +16,20 @@ fn flat_cosine_matches_brute_force() {
     let ids = ids(n);
     let mut index = FlatIndex::new(dim, Metric::Cosine).unwrap();
     // added in three batches
-    index.add(&ids[..1000], &base[..1000 * dim]).unwrap();
     index
-        .add(&ids[1000..1001], &base[1000 * dim..1001 * dim])
+        .add(&ids[..1000], &m(&base[..1000 * dim], index.dim()))
         .unwrap();
-    index.add(&ids[1001..], &base[1001 * dim..]).unwrap();
+    index
+        .add(
+            &ids[1000..1001],
+            &m(&base[1000 * dim..1001 * dim], index.dim()),
+        )
+        .unwrap();
+    index
+        .add(&ids[1001..], &m(&base[1001 * dim..], index.dim()))
+        .unwrap();
     assert_eq!(index.len(), n);
-    let batch = index.search_batch(&queries, 10).unwrap();
+    let batch = index.search_batch(&m(&queries, index.dim()), 10).unwrap();
     for (q, hits) in queries.chunks_exact(dim).zip(&batch) {
         assert_eq!(hits.len(), 10);
         let truth = brute_force(&ids, &base, q, true);
@@ -42,10 +49,10 @@ fn flat_inner_product_is_exact_with_ties_by_ascending_id() {
     // ids in reverse of insertion order, so that tie order is not insertion order
     let ids: Vec<String> = (0..n).map(|i| format!("id{:04}", n - i)).collect();
     let mut index = FlatIndex::new(dim, Metric::InnerProduct).unwrap();
-    index.add(&ids, &base).unwrap();
+    index.add(&ids, &m(&base, index.dim())).unwrap();
     let mut ties = 0;
     for k in [1, 10, 57] {
-        let batch = index.search_batch(&queries, k).unwrap();
+        let batch = index.search_batch(&m(&queries, index.dim()), k).unwrap();
         for (q, hits) in queries.chunks_exact(dim).zip(&batch) {
             let truth = brute_force(&ids, &base, q, false);
             let got: Vec<(String, f64)> = hits
@@ -67,7 +74,9 @@ fn flat_inner_product_is_exact_with_ties_by_ascending_id() {
 fn flat_k_larger_than_index_returns_everything_sorted() {
     let mut index = FlatIndex::new(2, Metric::InnerProduct).unwrap();
     let ids = ["b", "a", "c"].map(String::from);
-    index.add(&ids, &[1.0, 0.0, 1.0, 0.0, 3.0, 0.0]).unwrap();
+    index
+        .add(&ids, &m(&[1.0, 0.0, 1.0, 0.0, 3.0, 0.0], index.dim()))
+        .unwrap();
     let hits = index.search(&[1.0, 0.0], 10).unwrap();
     let got: Vec<(&str, f32)> = hits.iter().map(|h| (h.id.as_str(), h.score)).collect();
     assert_eq!(got, [("c", 3.0), ("a", 1.0), ("b", 1.0)]);
@@ -80,7 +89,7 @@ fn flat_remove_then_readd() {
     let base = rng.vectors(n, dim);
     let ids = ids(n);
     let mut index = FlatIndex::new(dim, Metric::Cosine).unwrap();
-    index.add(&ids, &base).unwrap();
+    index.add(&ids, &m(&base, index.dim())).unwrap();
     let gone: Vec<String> = (0..n).step_by(3).map(|i| ids[i].clone()).collect();
     index.remove(&gone).unwrap();
     assert_eq!(index.len(), n - gone.len());
@@ -92,14 +101,16 @@ fn flat_remove_then_readd() {
         .flat_map(|&i| base[i * dim..(i + 1) * dim].to_vec())
         .collect();
     let mut fresh = FlatIndex::new(dim, Metric::Cosine).unwrap();
-    fresh.add(&keep_ids, &keep_base).unwrap();
+    fresh.add(&keep_ids, &m(&keep_base, fresh.dim())).unwrap();
     let queries = rng.vectors(20, dim);
     assert_eq!(
-        index.search_batch(&queries, 15).unwrap(),
-        fresh.search_batch(&queries, 15).unwrap()
+        index.search_batch(&m(&queries, index.dim()), 15).unwrap(),
+        fresh.search_batch(&m(&queries, fresh.dim()), 15).unwrap()
     );
     // a removed id can come back
-    index.add(&gone[..1], &base[..dim]).unwrap();
+    index
+        .add(&gone[..1], &m(&base[..dim], index.dim()))
+        .unwrap();
     let hit = &index.search(&base[..dim], 1).unwrap()[0];
     assert_eq!(hit.id, gone[0]);
     assert!((hit.score - 1.0).abs() < 1e-6);
@@ -120,7 +131,10 @@ fn small_indexes() -> Vec<Box<dyn VectorIndex>> {
             let mut index = c.build(4).unwrap();
             let ids = ["a", "b"].map(String::from);
             index
-                .add(&ids, &[1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0])
+                .add(
+                    &ids,
+                    &m(&[1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0], index.dim()),
+                )
                 .unwrap();
             index
         })
@@ -134,24 +148,28 @@ fn invalid_input_is_a_typed_error_and_changes_nothing() {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         let ok_vec = [0.5, 0.5, 0.0, 0.0];
 
-        let e = index.add(&s(&["c"]), &[1.0, 2.0, 3.0]).unwrap_err();
+        let e = index.add(&s(&["c"]), &m(&[1.0, 2.0, 3.0], 3)).unwrap_err();
         assert!(
             matches!(
                 e,
-                IndexError::BatchShape {
-                    ids: 1,
-                    dim: 4,
+                IndexError::BatchDimension {
+                    what: "vectors",
+                    expected: 4,
                     found: 3,
-                    ..
                 }
             ),
+            "{kind}: {e}"
+        );
+        let e = index.add(&s(&["c", "d"]), &m(&ok_vec, 4)).unwrap_err();
+        assert!(
+            matches!(e, IndexError::BatchShape { ids: 2, rows: 1 }),
             "{kind}: {e}"
         );
 
         let e = index
             .add(
                 &s(&["c", "d"]),
-                &[0.0, 1.0, 0.0, 0.0, 0.0, 1.0, f32::NAN, 0.0],
+                &m(&[0.0, 1.0, 0.0, 0.0, 0.0, 1.0, f32::NAN, 0.0], index.dim()),
             )
             .unwrap_err();
         match &e {
@@ -171,25 +189,27 @@ fn invalid_input_is_a_typed_error_and_changes_nothing() {
         assert!(e.to_string().contains("\"d\""), "{e}");
 
         let e = index
-            .add(&s(&["c"]), &[0.0, f32::INFINITY, 0.0, 0.0])
+            .add(&s(&["c"]), &m(&[0.0, f32::INFINITY, 0.0, 0.0], index.dim()))
             .unwrap_err();
         assert!(
             matches!(e, IndexError::NonFinite { component: 1, .. }),
             "{kind}: {e}"
         );
 
-        let e = index.add(&s(&["c"]), &[3e20, 3e20, 0.0, 0.0]).unwrap_err();
+        let e = index
+            .add(&s(&["c"]), &m(&[3e20, 3e20, 0.0, 0.0], index.dim()))
+            .unwrap_err();
         assert!(matches!(e, IndexError::NormOverflow { .. }), "{kind}: {e}");
 
         let e = index
-            .add(&s(&["c", "a"]), &[ok_vec, ok_vec].concat())
+            .add(&s(&["c", "a"]), &m(&[ok_vec, ok_vec].concat(), index.dim()))
             .unwrap_err();
         assert!(
             matches!(&e, IndexError::DuplicateId { id, position: 1, reason } if id == "a" && reason.contains("already")),
             "{kind}: {e}"
         );
         let e = index
-            .add(&s(&["c", "c"]), &[ok_vec, ok_vec].concat())
+            .add(&s(&["c", "c"]), &m(&[ok_vec, ok_vec].concat(), index.dim()))
             .unwrap_err();
         assert!(
             matches!(&e, IndexError::DuplicateId { position: 1, reason, .. } if reason.contains("repeated")),
@@ -221,13 +241,26 @@ fn invalid_input_is_a_typed_error_and_changes_nothing() {
             ),
             "{kind}: {e}"
         );
-        let e = index.search_batch(&[1.0; 7], 1).unwrap_err();
+        let e = index.search_batch(&m(&[1.0; 7], 7), 1).unwrap_err();
         assert!(
-            matches!(e, IndexError::QueryShape { dim: 4, found: 7 }),
+            matches!(
+                e,
+                IndexError::BatchDimension {
+                    what: "queries",
+                    expected: 4,
+                    found: 7
+                }
+            ),
             "{kind}: {e}"
         );
         let e = index
-            .search_batch(&[1.0, 0.0, 0.0, 0.0, 0.0, f32::NEG_INFINITY, 0.0, 0.0], 1)
+            .search_batch(
+                &m(
+                    &[1.0, 0.0, 0.0, 0.0, 0.0, f32::NEG_INFINITY, 0.0, 0.0],
+                    index.dim(),
+                ),
+                1,
+            )
             .unwrap_err();
         assert!(
             matches!(
@@ -244,10 +277,18 @@ fn invalid_input_is_a_typed_error_and_changes_nothing() {
             matches!(index.search(&ok_vec, 0).unwrap_err(), IndexError::ZeroK),
             "{kind}"
         );
-        assert!(index.search_batch(&[], 3).unwrap().is_empty(), "{kind}");
+        assert!(
+            index
+                .search_batch(&m(&[], index.dim()), 3)
+                .unwrap()
+                .is_empty(),
+            "{kind}"
+        );
 
         if index.metric() == Metric::Cosine {
-            let e = index.add(&s(&["c"]), &[0.0; 4]).unwrap_err();
+            let e = index
+                .add(&s(&["c"]), &m(&[0.0; 4], index.dim()))
+                .unwrap_err();
             assert!(matches!(e, IndexError::ZeroVector { .. }), "{kind}: {e}");
             let e = index.search(&[0.0; 4], 1).unwrap_err();
             assert!(
@@ -261,7 +302,7 @@ fn invalid_input_is_a_typed_error_and_changes_nothing() {
             );
         } else {
             // a zero vector has a well-defined inner product
-            index.add(&s(&["z"]), &[0.0; 4]).unwrap();
+            index.add(&s(&["z"]), &m(&[0.0; 4], index.dim())).unwrap();
             index.remove(&s(&["z"])).unwrap();
         }
 
@@ -276,7 +317,7 @@ fn invalid_input_is_a_typed_error_and_changes_nothing() {
         );
         assert!(
             matches!(
-                index.search_batch(&ok_vec, 1).unwrap_err(),
+                index.search_batch(&m(&ok_vec, index.dim()), 1).unwrap_err(),
                 IndexError::EmptyIndex
             ),
             "{kind}"
@@ -312,6 +353,6 @@ fn invalid_construction_parameters() {
     }
     let mut index = HnswIndex::new(8, HnswParams::default()).unwrap();
     assert!(index.set_ef_search(0).is_err());
-    index.add(&ids(1), &[1.0; 8]).unwrap();
+    index.add(&ids(1), &m(&[1.0; 8], index.dim())).unwrap();
     assert!(index.search_with_ef(&[1.0; 8], 1, 0).is_err());
 }

@@ -2,13 +2,13 @@
 
 use embedtune_index::{FlatIndex, HnswIndex, HnswParams, Metric, VectorIndex};
 
-use crate::common::{fixture, ids, read_f16, recall, shared_vectors, DIM};
+use crate::common::{fixture, ids, m, read_f16, recall, shared_vectors, DIM};
 
 fn build(base: &[f32], ids: &[String]) -> (HnswIndex, FlatIndex) {
     let mut hnsw = HnswIndex::new(DIM, HnswParams::default()).unwrap();
-    hnsw.add(ids, base).unwrap();
+    hnsw.add(ids, &m(base, hnsw.dim())).unwrap();
     let mut flat = FlatIndex::new(DIM, Metric::Cosine).unwrap();
-    flat.add(ids, base).unwrap();
+    flat.add(ids, &m(base, flat.dim())).unwrap();
     (hnsw, flat)
 }
 
@@ -17,14 +17,18 @@ fn hnsw_recall_on_fixture_slice() {
     let (base, queries) = fixture();
     let ids = ids(base.len() / DIM);
     let (hnsw, flat) = build(&base, &ids);
-    let truth = flat.search_batch(&queries, 10).unwrap();
+    let truth = flat.search_batch(&m(&queries, flat.dim()), 10).unwrap();
     let r128 = recall(
-        &hnsw.search_batch_with_ef(&queries, 10, 128).unwrap(),
+        &hnsw
+            .search_batch_with_ef(&m(&queries, hnsw.dim()), 10, 128)
+            .unwrap(),
         &truth,
         10,
     );
     let r16 = recall(
-        &hnsw.search_batch_with_ef(&queries, 10, 16).unwrap(),
+        &hnsw
+            .search_batch_with_ef(&m(&queries, hnsw.dim()), 10, 16)
+            .unwrap(),
         &truth,
         10,
     );
@@ -43,9 +47,11 @@ fn hnsw_recall_on_shared_scifact_vectors() {
     assert_eq!((base.len() / DIM, queries.len() / DIM), (45_391, 1_109));
     let ids = ids(base.len() / DIM);
     let (hnsw, flat) = build(&base, &ids);
-    let truth = flat.search_batch(&queries, 10).unwrap();
+    let truth = flat.search_batch(&m(&queries, flat.dim()), 10).unwrap();
     let r = recall(
-        &hnsw.search_batch_with_ef(&queries, 10, 128).unwrap(),
+        &hnsw
+            .search_batch_with_ef(&m(&queries, hnsw.dim()), 10, 128)
+            .unwrap(),
         &truth,
         10,
     );
@@ -76,7 +82,9 @@ fn hnsw_batch_equals_single_queries() {
     let (base, queries) = fixture();
     let ids = ids(base.len() / DIM);
     let (hnsw, _) = build(&base, &ids);
-    let batch = hnsw.search_batch_with_ef(&queries, 10, 48).unwrap();
+    let batch = hnsw
+        .search_batch_with_ef(&m(&queries, hnsw.dim()), 10, 48)
+        .unwrap();
     for (q, hits) in queries.chunks_exact(DIM).zip(&batch) {
         assert_eq!(&hnsw.search_with_ef(q, 10, 48).unwrap(), hits);
         assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
@@ -91,7 +99,7 @@ fn hnsw_remove_filters_results_and_rebuild_drops_tombstones() {
     let (mut hnsw, mut flat) = build(&base, &ids);
     // remove the current top hit of every query, and every 5th vector
     let mut gone: Vec<String> = flat
-        .search_batch(&queries, 1)
+        .search_batch(&m(&queries, flat.dim()), 1)
         .unwrap()
         .into_iter()
         .map(|h| h[0].id.clone())
@@ -104,8 +112,10 @@ fn hnsw_remove_filters_results_and_rebuild_drops_tombstones() {
     assert_eq!(hnsw.len(), n - gone.len());
     assert_eq!(hnsw.tombstones(), gone.len());
 
-    let truth = flat.search_batch(&queries, 10).unwrap();
-    let found = hnsw.search_batch_with_ef(&queries, 10, 128).unwrap();
+    let truth = flat.search_batch(&m(&queries, flat.dim()), 10).unwrap();
+    let found = hnsw
+        .search_batch_with_ef(&m(&queries, hnsw.dim()), 10, 128)
+        .unwrap();
     for hits in &found {
         assert!(hits.iter().all(|h| gone.binary_search(&h.id).is_err()));
     }
@@ -115,7 +125,9 @@ fn hnsw_remove_filters_results_and_rebuild_drops_tombstones() {
     assert_eq!(hnsw.tombstones(), 0);
     assert_eq!(hnsw.len(), n - gone.len());
     let after = recall(
-        &hnsw.search_batch_with_ef(&queries, 10, 128).unwrap(),
+        &hnsw
+            .search_batch_with_ef(&m(&queries, hnsw.dim()), 10, 128)
+            .unwrap(),
         &truth,
         10,
     );
@@ -127,7 +139,8 @@ fn hnsw_remove_filters_results_and_rebuild_drops_tombstones() {
 
     // removed ids can be added again, as new nodes
     let i = ids.binary_search(&gone[0]).unwrap();
-    hnsw.add(&gone[..1], &base[i * DIM..(i + 1) * DIM]).unwrap();
+    hnsw.add(&gone[..1], &m(&base[i * DIM..(i + 1) * DIM], hnsw.dim()))
+        .unwrap();
     let hit = &hnsw.search(&base[i * DIM..(i + 1) * DIM], 1).unwrap()[0];
     assert_eq!(hit.id, gone[0]);
 }
@@ -137,10 +150,17 @@ fn hnsw_compact_keeps_results_and_additions_work() {
     let (base, queries) = fixture();
     let ids = ids(base.len() / DIM);
     let (mut hnsw, _) = build(&base[..1500 * DIM], &ids[..1500]);
-    let before = hnsw.search_batch_with_ef(&queries, 10, 32).unwrap();
+    let before = hnsw
+        .search_batch_with_ef(&m(&queries, hnsw.dim()), 10, 32)
+        .unwrap();
     hnsw.compact().unwrap();
-    assert_eq!(hnsw.search_batch_with_ef(&queries, 10, 32).unwrap(), before);
-    hnsw.add(&ids[1500..], &base[1500 * DIM..]).unwrap();
+    assert_eq!(
+        hnsw.search_batch_with_ef(&m(&queries, hnsw.dim()), 10, 32)
+            .unwrap(),
+        before
+    );
+    hnsw.add(&ids[1500..], &m(&base[1500 * DIM..], hnsw.dim()))
+        .unwrap();
     assert_eq!(hnsw.len(), 2000);
     let v = &base[1999 * DIM..];
     assert_eq!(hnsw.search(v, 1).unwrap()[0].id, ids[1999]);
@@ -168,7 +188,7 @@ fn hnsw_tiny_graphs_link_every_point() {
             .collect();
         let ids: Vec<String> = (0..n).map(|i| format!("d{i}")).collect();
         let mut hnsw = HnswIndex::new(dim, HnswParams::default()).unwrap();
-        hnsw.add(&ids, &base).unwrap();
+        hnsw.add(&ids, &m(&base, hnsw.dim())).unwrap();
         for q in base.chunks(dim) {
             let found = hnsw.search(q, n).unwrap();
             assert_eq!(found.len(), n, "seed {seed}: {found:?}");

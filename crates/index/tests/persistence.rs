@@ -6,7 +6,7 @@ use embedtune_index::{
     load_index, FlatIndex, HnswIndex, HnswParams, IndexError, Metric, VectorIndex, FORMAT_VERSION,
 };
 
-use crate::common::{edit_manifest, fixture, ids, rewrite_sections, Rng, DIM};
+use crate::common::{edit_manifest, fixture, ids, m, rewrite_sections, Rng, DIM};
 
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
@@ -22,13 +22,17 @@ fn hnsw_fixture(n: usize) -> (HnswIndex, Vec<f32>, Vec<f32>) {
         },
     )
     .unwrap();
-    index.add(&ids(n), &base[..n * DIM]).unwrap();
+    index
+        .add(&ids(n), &m(&base[..n * DIM], index.dim()))
+        .unwrap();
     (index, base, queries)
 }
 
 fn small_flat() -> FlatIndex {
     let mut index = FlatIndex::new(6, Metric::InnerProduct).unwrap();
-    index.add(&ids(20), &Rng::new(7).vectors(20, 6)).unwrap();
+    index
+        .add(&ids(20), &m(&Rng::new(7).vectors(20, 6), index.dim()))
+        .unwrap();
     index
 }
 
@@ -36,7 +40,9 @@ fn small_flat() -> FlatIndex {
 fn flat_round_trip_is_identical() {
     let (base, queries) = fixture();
     let mut index = FlatIndex::new(DIM, Metric::Cosine).unwrap();
-    index.add(&ids(1000), &base[..1000 * DIM]).unwrap();
+    index
+        .add(&ids(1000), &m(&base[..1000 * DIM], index.dim()))
+        .unwrap();
     index.remove(&["v00003".to_string()]).unwrap();
     let dir = tmp();
     let path = dir.path().join("flat.idx");
@@ -47,8 +53,8 @@ fn flat_round_trip_is_identical() {
         (999, DIM, Metric::Cosine)
     );
     assert_eq!(
-        loaded.search_batch(&queries, 10).unwrap(),
-        index.search_batch(&queries, 10).unwrap()
+        loaded.search_batch(&m(&queries, loaded.dim()), 10).unwrap(),
+        index.search_batch(&m(&queries, index.dim()), 10).unwrap()
     );
     let any = load_index(&path).unwrap();
     assert_eq!(any.kind(), "flat");
@@ -72,8 +78,12 @@ fn hnsw_round_trip_is_identical_and_accepts_additions() {
     assert_eq!((loaded.len(), loaded.tombstones()), (1498, 2));
     for ef in [16, 64] {
         assert_eq!(
-            loaded.search_batch_with_ef(&queries, 10, ef).unwrap(),
-            index.search_batch_with_ef(&queries, 10, ef).unwrap()
+            loaded
+                .search_batch_with_ef(&m(&queries, loaded.dim()), 10, ef)
+                .unwrap(),
+            index
+                .search_batch_with_ef(&m(&queries, index.dim()), 10, ef)
+                .unwrap()
         );
     }
     assert_eq!(load_index(&path).unwrap().kind(), "hnsw");
@@ -86,7 +96,9 @@ fn hnsw_round_trip_is_identical_and_accepts_additions() {
 
     // adding after a reload works, and survives another round trip
     let more = ids(2000)[1500..].to_vec();
-    loaded.add(&more, &base[1500 * DIM..2000 * DIM]).unwrap();
+    loaded
+        .add(&more, &m(&base[1500 * DIM..2000 * DIM], loaded.dim()))
+        .unwrap();
     assert_eq!(loaded.len(), 1998);
     for (i, id) in more.iter().enumerate().step_by(25) {
         let v = &base[(1500 + i) * DIM..(1501 + i) * DIM];
@@ -96,8 +108,8 @@ fn hnsw_round_trip_is_identical_and_accepts_additions() {
     let again = HnswIndex::load(&path).unwrap();
     assert_eq!(again.len(), 1998);
     assert_eq!(
-        again.search_batch(&queries, 10).unwrap(),
-        loaded.search_batch(&queries, 10).unwrap()
+        again.search_batch(&m(&queries, again.dim()), 10).unwrap(),
+        loaded.search_batch(&m(&queries, loaded.dim()), 10).unwrap()
     );
 }
 
@@ -111,7 +123,8 @@ fn empty_indexes_round_trip() {
         .unwrap();
     let mut h = HnswIndex::load(&path).unwrap();
     assert!(h.is_empty());
-    h.add(&ids(1), &[1.0, 2.0, 3.0, 4.0, 5.0]).unwrap();
+    h.add(&ids(1), &m(&[1.0, 2.0, 3.0, 4.0, 5.0], h.dim()))
+        .unwrap();
     assert_eq!(
         h.search(&[1.0, 2.0, 3.0, 4.0, 5.0], 1).unwrap()[0].id,
         "v00000"
@@ -136,13 +149,18 @@ fn saving_replaces_atomically_and_reports_io_errors() {
         .collect();
     assert_eq!(names, ["x.idx"]);
 
-    let missing = dir.path().join("no/such/dir/x.idx");
-    assert!(matches!(
-        small_flat().save(&missing),
-        Err(IndexError::Io { .. })
-    ));
+    // missing folders are created (as for models and reports)...
+    let nested = dir.path().join("new/dir/x.idx");
+    small_flat().save(&nested).unwrap();
+    assert_eq!(FlatIndex::load(&nested).unwrap().len(), 20);
+    // ...but a folder that cannot be (a file is in the way) is an I/O error naming the path
+    let blocked = path.join("y.idx");
+    let e = small_flat().save(&blocked).unwrap_err();
+    assert!(matches!(e, IndexError::Io { .. }), "{e}");
+    assert!(e.to_string().contains("x.idx"), "{e}");
     let (h, _, _) = hnsw_fixture(50);
-    assert!(matches!(h.save(&missing), Err(IndexError::Io { .. })));
+    assert!(matches!(h.save(&blocked), Err(IndexError::Io { .. })));
+    let missing = dir.path().join("no/such/dir/x.idx");
     assert!(matches!(
         FlatIndex::load(&missing),
         Err(IndexError::Io { .. })
@@ -322,7 +340,7 @@ fn tampered_hnsw_dumps_never_reach_hnsw_rs() {
             Ok(loaded) => {
                 accepted += 1;
                 // whatever was accepted must be usable
-                loaded.search_batch(&queries, 5).unwrap();
+                loaded.search_batch(&m(&queries, loaded.dim()), 5).unwrap();
             }
             Err(IndexError::Corrupted { .. } | IndexError::FileDimensionMismatch { .. }) => {
                 rejected += 1
@@ -393,8 +411,8 @@ fn indexes_load_from_a_read_only_directory() {
     }
     let loaded = HnswIndex::load(&hnsw).unwrap();
     assert_eq!(
-        loaded.search_batch(&queries, 5).unwrap(),
-        index.search_batch(&queries, 5).unwrap()
+        loaded.search_batch(&m(&queries, loaded.dim()), 5).unwrap(),
+        index.search_batch(&m(&queries, index.dim()), 5).unwrap()
     );
     assert_eq!(load_index(&flat).unwrap().kind(), "flat");
     drop(guard);

@@ -19,8 +19,9 @@ use std::path::{Path, PathBuf};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
+use embedtune_core::write_dir_atomically;
 use embedtune_data::Example;
-use embedtune_encoder::{names, write_dir_atomically, SentenceEncoder};
+use embedtune_encoder::{names, SentenceEncoder};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
@@ -464,9 +465,9 @@ pub fn save<B: AutodiffBackend>(
             valid.save(w.path().join("model"))?;
         }
         w.bytes("optimizer.safetensors", &optimizer_bytes)?;
-        w.json("trainer_state.json", &state_json)
-    })?;
-    Ok(())
+        w.json("trainer_state.json", &state_json)?;
+        Ok::<(), TrainError>(())
+    })
 }
 
 /// Keeps the newest `keep` `step-N` checkpoints with `N ≤ up_to` under `dir` and removes the

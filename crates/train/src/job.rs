@@ -45,8 +45,9 @@ use std::time::Instant;
 
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
+use embedtune_core::write_file_atomically;
 use embedtune_data::{read_examples, BeirDataset, Example, ReadOptions};
-use embedtune_encoder::{write_file_atomically, Prompts, SentenceEncoder};
+use embedtune_encoder::{Prompts, SentenceEncoder};
 use embedtune_eval::{EvalConfig, IrEvaluator};
 use serde::{Deserialize, Serialize};
 

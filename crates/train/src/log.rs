@@ -82,7 +82,7 @@ impl RunLog {
             .flat_map(|line| [line, "\n"])
             .collect();
         if kept.len() != text.len() {
-            embedtune_encoder::write_file_atomically(&path, kept.as_bytes())?;
+            embedtune_core::write_file_atomically(&path, kept.as_bytes())?;
         }
         Self::create(dir, false)
     }

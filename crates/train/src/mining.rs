@@ -9,8 +9,9 @@ use std::io::Write;
 use std::path::Path;
 
 use burn::tensor::backend::Backend;
+use embedtune_core::write_file_atomically;
 use embedtune_data::Example;
-use embedtune_encoder::{write_file_atomically, EncodeOptions, SentenceEncoder};
+use embedtune_encoder::{EncodeOptions, SentenceEncoder};
 use embedtune_index::{FlatIndex, Metric, VectorIndex};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -159,9 +160,9 @@ pub fn mine_hard_negatives<B: Backend>(
     let dim = model.dim();
     let mut index = FlatIndex::new(dim, Metric::InnerProduct)?;
     let ids: Vec<String> = (0..passages.len()).map(|i| format!("{i:09}")).collect();
-    index.add(&ids, &passage_vecs.concat())?;
+    index.add(&ids, &passage_vecs)?;
     let k = config.range_max.min(passages.len());
-    let hits = index.search_batch(&query_vecs.concat(), k)?;
+    let hits = index.search_batch(&query_vecs, k)?;
     let hits_of: HashMap<&str, Vec<(usize, f32)>> = queries
         .iter()
         .zip(hits)

@@ -48,7 +48,7 @@ fn job(base: &Path, output: &Path) {
     let valid = outcome.model.valid();
     valid.save_into(output).expect("save into the output");
     valid.save(output.join("final")).expect("save final");
-    embedtune_encoder::write_file_atomically(&output.join("done"), b"done").expect("done");
+    embedtune_core::write_file_atomically(&output.join("done"), b"done").expect("done");
 }
 
 /// Runs [`job`] when started by [`crash_test`] (and does nothing in a normal test run).

@@ -9,6 +9,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::OnceLock;
 
+use embedtune_core::Embeddings;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -20,7 +21,9 @@ use crate::file::{self, IndexFile, Kind};
 use crate::ids::IdMap;
 use crate::index::VectorIndex;
 use crate::topk::{sort_hits, Hit};
-use crate::vectors::{check_search, prepare_batch, prepare_queries, prepare_query, Metric};
+use crate::vectors::{
+    check_dim, check_search, prepare_batch, prepare_queries, prepare_query, Metric,
+};
 
 /// HNSW construction and search parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -196,13 +199,14 @@ impl HnswIndex {
     /// [`search_with_ef`](Self::search_with_ef) for a row-major batch of queries, in parallel.
     pub fn search_batch_with_ef(
         &self,
-        queries: &[f32],
+        queries: &Embeddings,
         k: usize,
         ef: usize,
     ) -> Result<Vec<Vec<Hit>>, IndexError> {
+        check_dim("queries", queries, self.dim)?;
         check_ef(ef)?;
         check_search(k, self.len())?;
-        let queries = prepare_queries(queries, self.dim, Metric::Cosine)?;
+        let queries = prepare_queries(queries.as_slice(), self.dim, Metric::Cosine)?;
         Ok(queries
             .par_chunks(self.dim)
             .map(|q| self.search_prepared(q, k, ef))
@@ -359,7 +363,7 @@ impl VectorIndex for HnswIndex {
         self.ids.live()
     }
 
-    fn add(&mut self, ids: &[String], vectors: &[f32]) -> Result<(), IndexError> {
+    fn add(&mut self, ids: &[String], vectors: &Embeddings) -> Result<(), IndexError> {
         let rows = prepare_batch(ids, vectors, self.dim, Metric::Cosine)?;
         self.ids.check_new(ids)?;
         self.graph.insert(&rows, self.dim, self.ids.slots());
@@ -381,7 +385,7 @@ impl VectorIndex for HnswIndex {
         self.search_with_ef(query, k, self.params.ef_search)
     }
 
-    fn search_batch(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Hit>>, IndexError> {
+    fn search_batch(&self, queries: &Embeddings, k: usize) -> Result<Vec<Vec<Hit>>, IndexError> {
         self.search_batch_with_ef(queries, k, self.params.ef_search)
     }
 

@@ -178,3 +178,8 @@ pub fn edit_manifest(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
         s[0] = serde_json::to_vec(&v).unwrap();
     });
 }
+
+/// A matrix of row-major `values`, `dim` per row (the tests' vectors are flat arrays).
+pub fn m(values: &[f32], dim: usize) -> embedtune_index::Embeddings {
+    embedtune_index::Embeddings::new(values.to_vec(), dim).expect("whole rows")
+}

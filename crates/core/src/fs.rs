@@ -4,14 +4,30 @@
 //! Every save stages its content in a sibling named `.{target}.tmp-{pid}-{nanos}` (or moves an
 //! old directory aside as `.{target}.old-{pid}-{nanos}`). Such names left by a process that no
 //! longer runs are recovered by the next save into the same directory, and by
-//! [`recover_interrupted`] (which [`SentenceEncoder::load`](crate::SentenceEncoder::load) calls):
+//! [`recover_interrupted`] (which the encoder calls before loading a model):
 //! a staged directory that was committed ([`write_into_dir`]) is completed, an old directory
 //! whose replacement never arrived is put back, anything else is removed.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::error::{io_err, EncoderError, Result};
+/// A file-system operation of an atomic write (or of the repair of an interrupted one) failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {source}")]
+pub struct FsError {
+    /// The file or directory.
+    pub path: PathBuf,
+    /// The I/O error.
+    #[source]
+    pub source: std::io::Error,
+}
+
+type Result<T, E = FsError> = std::result::Result<T, E>;
+
+fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> FsError {
+    let path = path.into();
+    move |source| FsError { path, source }
+}
 
 /// Tag of staging siblings.
 const TMP: &str = "tmp";
@@ -43,13 +59,12 @@ impl DirWriter {
         f.sync_all().map_err(io_err(&path))
     }
 
-    /// Writes `value` as pretty-printed JSON.
-    pub fn json(&mut self, name: &str, value: &serde_json::Value) -> Result<()> {
-        let mut text =
-            serde_json::to_string_pretty(value).map_err(|source| EncoderError::Json {
-                path: self.root.join(name),
-                source,
-            })?;
+    /// Writes `value` as pretty-printed JSON with a final newline.
+    pub fn json(&mut self, name: &str, value: &impl serde::Serialize) -> Result<()> {
+        let mut text = serde_json::to_string_pretty(value).map_err(|e| FsError {
+            path: self.root.join(name),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        })?;
         text.push('\n');
         self.bytes(name, text.as_bytes())
     }
@@ -114,7 +129,7 @@ fn parent_of(path: &Path) -> &Path {
 }
 
 /// Syncs directory `dir` itself, so that renames and new entries in it are durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+pub fn sync_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]
     {
         std::fs::File::open(dir)
@@ -266,7 +281,7 @@ fn replace_dir(staging: &Path, dir: &Path, allow_exchange: bool) -> Result<()> {
     std::fs::rename(dir, &old).map_err(io_err(dir))?;
     if let Err(e) = std::fs::rename(staging, dir) {
         let _ = std::fs::rename(&old, dir);
-        return Err(EncoderError::Io {
+        return Err(FsError {
             path: dir.to_path_buf(),
             source: e,
         });
@@ -280,18 +295,18 @@ fn replace_dir(staging: &Path, dir: &Path, allow_exchange: bool) -> Result<()> {
 /// `RENAME_EXCHANGE`; elsewhere a move-aside that the next save or load rolls back if
 /// interrupted). A failure or a kill at any point leaves either the old or the new content,
 /// never a mixture, and no staging directory that outlives the next save.
-pub fn write_dir_atomically(
+pub fn write_dir_atomically<E: From<FsError>>(
     dir: &Path,
-    fill: impl FnOnce(&mut DirWriter) -> Result<()>,
-) -> Result<()> {
+    fill: impl FnOnce(&mut DirWriter) -> Result<(), E>,
+) -> Result<(), E> {
     write_dir_with(dir, fill, true)
 }
 
-fn write_dir_with(
+fn write_dir_with<E: From<FsError>>(
     dir: &Path,
-    fill: impl FnOnce(&mut DirWriter) -> Result<()>,
+    fill: impl FnOnce(&mut DirWriter) -> Result<(), E>,
     allow_exchange: bool,
-) -> Result<()> {
+) -> Result<(), E> {
     let dir = absolute(dir)?;
     let parent = parent_of(&dir);
     std::fs::create_dir_all(parent).map_err(io_err(parent))?;
@@ -314,8 +329,11 @@ fn write_dir_with(
 /// staged and synced in a sibling directory, which is then marked committed; only then are the
 /// files renamed into place one by one. A kill during the renames leaves the committed staging
 /// directory, and the next save into `dir` or [`recover_interrupted`] (called by
-/// [`SentenceEncoder::load`](crate::SentenceEncoder::load)) finishes moving it in.
-pub fn write_into_dir(dir: &Path, fill: impl FnOnce(&mut DirWriter) -> Result<()>) -> Result<()> {
+/// the encoder's model loading) finishes moving it in.
+pub fn write_into_dir<E: From<FsError>>(
+    dir: &Path,
+    fill: impl FnOnce(&mut DirWriter) -> Result<(), E>,
+) -> Result<(), E> {
     let dir = absolute(dir)?;
     let parent = parent_of(&dir);
     std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
@@ -331,7 +349,7 @@ pub fn write_into_dir(dir: &Path, fill: impl FnOnce(&mut DirWriter) -> Result<()
     writer.bytes(COMMIT, b"")?;
     sync_dir(&staging)?;
     move_tree(&staging, &dir)?;
-    sync_dir(&dir)
+    Ok(sync_dir(&dir)?)
 }
 
 /// Moves every file under `from` to the same relative path under `to` (the commit marker
@@ -354,18 +372,34 @@ fn move_tree(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes one file atomically: a temporary file in the same directory, synced, renamed over
-/// `path`, and the directory synced.
+/// Writes one file atomically: a temporary sibling, synced, renamed over `path`, and the
+/// directory synced. Readers see the old file or the new one, never a partial one; a kill
+/// leaves at most a temporary sibling, which the next write into that directory removes.
+/// Missing parent directories are created.
 pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_file_with(path, |out| out.write_all(bytes))
+}
+
+/// [`write_file_atomically`] with the content streamed by `fill` into a buffered writer (for
+/// files too large to build in memory first).
+pub fn write_file_with(
+    path: &Path,
+    fill: impl FnOnce(&mut std::io::BufWriter<&std::fs::File>) -> std::io::Result<()>,
+) -> Result<()> {
     let path = absolute(path)?;
     let parent = parent_of(&path);
     std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+    recover_in(parent, path.file_name().and_then(|n| n.to_str()))?;
     let tmp = sibling(&path, TMP);
     let mut guard = Staging(Some(tmp.clone()));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
+        let file = std::fs::File::create(&tmp)?;
+        {
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, &file);
+            fill(&mut out)?;
+            out.flush()?;
+        }
+        file.sync_all()?;
         std::fs::rename(&tmp, &path)
     })();
     result.map_err(io_err(&path))?;
@@ -432,7 +466,7 @@ mod tests {
                     if round == 1 {
                         w.bytes("only-first.txt", b"x")?;
                     }
-                    Ok(())
+                    Ok::<(), FsError>(())
                 },
                 exchange,
             )
@@ -454,7 +488,10 @@ mod tests {
         write_dir_atomically(&dir, |w| w.bytes("a.txt", b"old")).unwrap();
         let err = write_dir_atomically(&dir, |w| {
             w.bytes("a.txt", b"new")?;
-            Err(crate::error::LoraError::NotAttached.into())
+            Err(FsError {
+                path: "fill".into(),
+                source: std::io::Error::other("refused"),
+            })
         });
         assert!(err.is_err());
         assert_eq!(files(&dir), vec![("a.txt".into(), "old".into())]);
