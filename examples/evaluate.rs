@@ -22,7 +22,6 @@ use std::process::ExitCode;
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Parser, ValueEnum};
 use embedtune::{main_on, Device, OnBackend};
-use embedtune_data::{BeirDataset, ReadOptions};
 use embedtune_encoder::SentenceEncoder;
 use embedtune_eval::{
     compare, EvalConfig, HnswParams, IndexConfig, IrEvaluator, MetricsConfig, Relevance, Report,
@@ -117,35 +116,16 @@ impl OnBackend for Job {
     type Output = Result<(), String>;
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
         let args = self.0;
+        let err = |e: embedtune_eval::EvalError| e.to_string();
         // read the earlier report first, so that a bad path fails before the long part
         let before = args
             .compare
             .as_ref()
             .map(Report::load)
             .transpose()
-            .map_err(|e| e.to_string())?;
-        let data = BeirDataset::load_splits(&args.data, &[&args.split], &ReadOptions::default())
-            .map_err(|e| e.to_string())?;
-        let split = data.ir_split(&args.split).map_err(|e| e.to_string())?;
-        if let Ok(qrels) = data.qrels(&args.split) {
-            let r = qrels.report();
-            let header = r
-                .header_line
-                .map_or("no header".into(), |l| format!("header on line {l}"));
-            eprintln!(
-                "qrels {}: {:?} layout, {header}, {} rows: {} relevant, {} not relevant, \
-                 {} repeated, {} unknown queries, {} unknown documents",
-                args.split,
-                r.layout,
-                r.rows,
-                r.relevant,
-                r.not_relevant,
-                r.duplicates,
-                r.unknown_queries.len(),
-                r.unknown_docs.len()
-            );
-        }
-        let evaluator = IrEvaluator::new(split, args.config()).map_err(|e| e.to_string())?;
+            .map_err(err)?;
+        let evaluator =
+            IrEvaluator::from_beir(&args.data, &args.split, args.config()).map_err(err)?;
         let model = SentenceEncoder::<B::InnerBackend>::load(&args.model, &device)
             .map_err(|e| e.to_string())?;
         eprintln!(
@@ -157,14 +137,13 @@ impl OnBackend for Job {
             evaluator.corpus().len(),
             args.device
         );
-        let report = evaluator.evaluate(&model).map_err(|e| e.to_string())?;
+        let report = evaluator.evaluate(&model).map_err(err)?;
         print!("{report}");
         if let Some(before) = &before {
-            println!();
-            print!("{}", compare(before, &report));
+            print!("\n{}", compare(before, &report));
         }
         if let Some(path) = &args.output {
-            report.save(path).map_err(|e| e.to_string())?;
+            report.save(path).map_err(err)?;
             eprintln!("report → {}", path.display());
         }
         Ok(())

@@ -177,6 +177,22 @@ pub fn main_on<J: OnBackend<Output = Result<(), String>>>(
     }
 }
 
+/// The model directory a `--model` flag names, or [`default_model`] without one. A value that
+/// is not a local directory (e.g. a Hugging Face id) is an error saying how to get the files:
+/// the examples run offline.
+pub fn model_dir(arg: Option<&std::path::Path>) -> Result<std::path::PathBuf, String> {
+    match arg {
+        Some(p) if p.is_dir() => Ok(p.to_path_buf()),
+        Some(p) => Err(format!(
+            "model {} is not a local directory. Hugging Face model ids are not downloaded by the \
+             examples (they run offline): download the model with `huggingface-cli download` or \
+             sentence-transformers and pass its directory",
+            p.display()
+        )),
+        None => default_model().map_err(|e| e.to_string()),
+    }
+}
+
 /// The shared assets folder named by `EMBEDTUNE_SHARED`, if set and present.
 pub fn shared_dir() -> Option<std::path::PathBuf> {
     let p = std::path::PathBuf::from(std::env::var_os("EMBEDTUNE_SHARED")?);

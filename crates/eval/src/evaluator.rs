@@ -1,10 +1,11 @@
 //! [`IrEvaluator`]: encode, retrieve, score, report.
 
 use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
 use std::time::Instant;
 
 use burn::tensor::backend::Backend;
-use embedtune_data::{Document, IrSplit};
+use embedtune_data::{BeirDataset, Document, IrSplit, ReadOptions};
 use embedtune_encoder::{EncodeOptions, SentenceEncoder};
 use embedtune_index::{Embeddings, Hit, IndexConfig};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -75,6 +76,31 @@ impl IrEvaluator {
     /// An evaluator over a BEIR split (from [`embedtune_data::BeirDataset::ir_split`]).
     pub fn new(split: IrSplit, config: EvalConfig) -> Result<Self> {
         Self::from_parts(split.queries, split.corpus, &split.relevant, config)
+    }
+
+    /// An evaluator over split `split` of the BEIR directory `dir` (`corpus.jsonl`,
+    /// `queries.jsonl`, `qrels/{split}.tsv`). What the qrels file holds (layout, header, rows,
+    /// relevant and not, repeated rows, unknown ids) is reported as a `tracing` event.
+    pub fn from_beir(dir: &Path, split: &str, config: EvalConfig) -> Result<Self> {
+        let data = BeirDataset::load_splits(dir, &[split], &ReadOptions::default())?;
+        if let Ok(qrels) = data.qrels(split) {
+            let r = qrels.report();
+            let header = r
+                .header_line
+                .map_or("no header".into(), |l| format!("header on line {l}"));
+            tracing::info!(
+                "qrels {split}: {:?} layout, {header}, {} rows: {} relevant, {} not relevant, \
+                 {} repeated, {} unknown queries, {} unknown documents",
+                r.layout,
+                r.rows,
+                r.relevant,
+                r.not_relevant,
+                r.duplicates,
+                r.unknown_queries.len(),
+                r.unknown_docs.len()
+            );
+        }
+        Self::new(data.ir_split(split)?, config)
     }
 
     /// An evaluator over queries, a corpus and qrels (query id → document id → grade; grades

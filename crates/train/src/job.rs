@@ -208,6 +208,34 @@ pub struct Report {
     pub evaluations: Option<(embedtune_eval::Report, embedtune_eval::Report)>,
 }
 
+/// The console summary: the before / after table of every metric (when the job evaluated),
+/// then steps, time, throughput, peak memory and parameters trained.
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some((before, after)) = &self.evaluations {
+            writeln!(
+                f,
+                "retrieval on the {} split ({} queries, {} passages):",
+                self.eval_split.as_deref().unwrap_or("evaluation"),
+                after.queries,
+                after.corpus_size
+            )?;
+            writeln!(f, "{}", embedtune_eval::compare(before, after))?;
+        }
+        writeln!(
+            f,
+            "{} steps in {:.1} s ({:.1} texts/s), wall {:.1} s, peak memory {} MiB, {} of {} parameters trained",
+            self.steps,
+            self.train_seconds,
+            self.texts_per_second,
+            self.wall_seconds,
+            self.peak_memory_mib.map_or("?".into(), |p| format!("{p:.0}")),
+            self.trainable_parameters,
+            self.total_parameters
+        )
+    }
+}
+
 fn metrics(report: &embedtune_eval::Report) -> BTreeMap<String, f64> {
     report
         .metrics

@@ -53,6 +53,8 @@
 #![warn(missing_docs)]
 
 pub mod checkpoint;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod config;
 mod error;
 mod ir;
