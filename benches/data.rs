@@ -1,6 +1,7 @@
 //! Data pipeline throughput on SciFact: parse (corpus + queries + train qrels) and tokenise
-//! (all-MiniLM-L6-v2 tokenizer, max_seq_len 256, batches of 32) the 5,183 passages and the
-//! 919 train pairs, in texts/s. Needs `EMBEDTUNE_SHARED` (skips with a message otherwise).
+//! (the encoder's `TextTokenizer` on the all-MiniLM-L6-v2 tokenizer, max_seq_len 256, batches
+//! of 32, truncated and padded) the 5,183 passages and the 919 train pairs, in texts/s. Needs
+//! `EMBEDTUNE_SHARED` (skips with a message otherwise).
 //!
 //! `cargo bench --bench data`; compare with `python3 $EMBEDTUNE_SHARED/tools/peer_bench.py encode`.
 
@@ -10,7 +11,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use embedtune_data::{BatchTokenizer, BeirDataset, ReadOptions};
+use embedtune_data::{BeirDataset, ReadOptions};
+use embedtune_encoder::TextTokenizer;
 
 const BATCH: usize = 32;
 const MAX_SEQ: usize = 256;
@@ -21,13 +23,13 @@ fn shared() -> Option<PathBuf> {
 }
 
 /// Tokenises `texts` in batches; returns the number of non-padding tokens (kept so the work is used).
-fn tokenise_all(tok: &BatchTokenizer, texts: &[&str]) -> usize {
+fn tokenise_all(tok: &TextTokenizer, texts: &[&str]) -> usize {
     texts
         .chunks(BATCH)
         .map(|b| {
-            tok.encode(b)
+            tok.batch(b, None)
                 .expect("tokenise")
-                .lengths
+                .lengths()
                 .iter()
                 .sum::<usize>()
         })
@@ -43,9 +45,13 @@ fn bench(c: &mut Criterion) {
     };
     let dir = root.join("data/scifact");
     let opts = ReadOptions::default();
-    let tok =
-        BatchTokenizer::from_file(root.join("models/all-MiniLM-L6-v2/tokenizer.json"), MAX_SEQ)
-            .expect("tokenizer");
+    // Pad id 0: all-MiniLM-L6-v2's `[PAD]` (its config.json's pad_token_id).
+    let tok = TextTokenizer::from_file(
+        &root.join("models/all-MiniLM-L6-v2/tokenizer.json"),
+        MAX_SEQ,
+        0,
+    )
+    .expect("tokenizer");
     let ds = BeirDataset::load_splits(&dir, &["train"], &opts).expect("scifact");
     let corpus: Vec<&str> = ds.corpus().iter().map(|d| d.text.as_str()).collect();
     let pairs = ds.train_pairs("train").expect("train pairs");

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-/// Everything that can go wrong while reading, batching or tokenising data.
+/// Everything that can go wrong while reading, batching or summing up data.
 ///
 /// Variants that come from a file name the file (`path`, as given by the caller; `<memory>` or
 /// any other label for in-memory input) and the 1-based `line` where the problem is. For a
@@ -195,33 +195,18 @@ pub enum DataError {
         /// The splits loaded.
         available: Vec<String>,
     },
-    /// A text handed to the tokenizer is empty (or whitespace only).
-    #[error("text {index} of the batch is empty")]
-    EmptyTextInBatch {
-        /// Position of the text in the batch.
-        index: usize,
-    },
-    /// The tokenizer could not be loaded or failed on a text.
-    #[error("tokenizer: {message}")]
-    Tokenizer {
-        /// The tokenizers crate's message (with the file, when loading).
-        message: String,
-    },
     /// A batch size of 0.
     #[error("invalid configuration: batch size must be > 0")]
     ZeroBatchSize,
-    /// Tokenising a batch of no texts.
-    #[error("invalid configuration: cannot tokenise an empty batch")]
-    EmptyBatch,
-    /// `max_seq_len` leaves no room for text next to the tokenizer's special tokens.
-    #[error(
-        "invalid configuration: max_seq_len {max_seq_len} leaves no room next to the {special} special tokens"
-    )]
-    MaxSeqTooSmall {
-        /// The requested length.
-        max_seq_len: usize,
-        /// Special tokens the tokenizer adds.
-        special: usize,
+    /// The token-length function given to
+    /// [`DatasetStats::compute`](crate::DatasetStats::compute) returned a number of lengths
+    /// other than the number of texts it was given.
+    #[error("token lengths: {lengths} lengths returned for {texts} texts")]
+    TokenLengthCount {
+        /// Distinct texts handed over.
+        texts: usize,
+        /// Lengths returned.
+        lengths: usize,
     },
 }
 

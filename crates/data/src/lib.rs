@@ -3,8 +3,12 @@
 //! Reads the files users have — grouped or flat JSONL, TSV / CSV with a header, BEIR
 //! directories — into [`Example`]s, [`ScoredPair`]s and [`IrSplit`]s; samples seeded batches
 //! (optionally without duplicate texts, as sentence-transformers' `NoDuplicatesBatchSampler`);
-//! and tokenises batches in parallel into padded id / mask / token-type tensors of any burn
-//! backend. Bad input gives a [`DataError`] naming the file and line, never a panic.
+//! and sums a dataset up ([`DatasetStats`]: duplicates, token-length percentiles, truncation)
+//! from token lengths the caller's tokenizer gives. Bad input gives a [`DataError`] naming the
+//! file and line, never a panic.
+//!
+//! The crate has no tokenizer and no tensors: tokenising and padding are the encoder's
+//! (`embedtune_encoder::TextTokenizer`, whose `token_lengths` fits [`DatasetStats::compute`]).
 //!
 //! ```
 //! use embedtune_data::{Dataset, ExampleReader, Format, ReadOptions};
@@ -33,10 +37,7 @@ mod fields;
 mod reader;
 mod sampler;
 mod source;
-#[cfg(feature = "tokenize")]
 mod stats;
-#[cfg(feature = "tokenize")]
-mod tokenize;
 mod types;
 
 pub use beir::{
@@ -49,13 +50,5 @@ pub use reader::{
     ReadOptions, ReadReport, RecordReader,
 };
 pub use sampler::{length_sorted_batches, BatchSampler};
-#[cfg(feature = "tokenize")]
 pub use stats::{DatasetStats, LengthStats};
-#[cfg(feature = "tokenize")]
-pub use tokenize::{BatchTokenizer, TokenBatch};
 pub use types::{Document, Example, ScoredPair, TextColumns};
-
-/// Re-export of the `tokenizers` crate, for building a [`BatchTokenizer`] from a tokenizer
-/// made in code.
-#[cfg(feature = "tokenize")]
-pub use tokenizers;

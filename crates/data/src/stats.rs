@@ -1,16 +1,17 @@
 //! Dataset statistics: counts, duplicate texts, token-length percentiles, truncation.
 //!
-//! Every length is a count of the [`BatchTokenizer`]'s tokens, special tokens included, before
-//! truncation: not characters or UTF-8 bytes, which differ widely between scripts (a Chinese
-//! character is 3 bytes and often a token of its own; an English word is several characters
-//! and often one token). Texts count as duplicates when they are byte-equal (no Unicode
-//! normalisation: `café` and `cafe\u{301}` are two texts).
+//! Every length is a count of the caller's tokens: [`DatasetStats::compute`] asks the caller's
+//! tokenizer for each distinct text's length, special tokens included, before truncation
+//! (`embedtune_encoder::TextTokenizer::token_lengths` gives exactly that). Tokens, not
+//! characters or UTF-8 bytes, which differ widely between scripts (a Chinese character is 3
+//! bytes and often a token of its own; an English word is several characters and often one
+//! token). Texts count as duplicates when they are byte-equal (no Unicode normalisation: `café`
+//! and `cafe\u{301}` are two texts).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use crate::error::Result;
-use crate::tokenize::BatchTokenizer;
+use crate::error::DataError;
 use crate::types::TextColumns;
 
 /// Token-length distribution (special tokens included, before truncation).
@@ -82,10 +83,37 @@ pub struct DatasetStats {
 }
 
 impl DatasetStats {
-    /// Computes the statistics; each distinct text is tokenised once, in parallel. An empty
-    /// text is an error ([`DataError::EmptyTextInBatch`](crate::DataError::EmptyTextInBatch)
-    /// with the index among the distinct texts).
-    pub fn compute<T: TextColumns>(items: &[T], tokenizer: &BatchTokenizer) -> Result<Self> {
+    /// Computes the statistics of `items`, with `max_seq_len` (special tokens included) the
+    /// length past which a text counts as truncated.
+    ///
+    /// `token_lengths` is called once, with every distinct text once (in order of first
+    /// appearance), and returns each one's token count before truncation, special tokens
+    /// included, in the same order: with the encoder,
+    /// `|texts| Ok(tokenizer.token_lengths(texts)?)`. Its error is passed through. An empty
+    /// text is handed to it like any other (the statistics have no objection; the tokenizer
+    /// decides: the encoder's gives it its special tokens). A number of lengths other than the
+    /// number of texts is [`DataError::TokenLengthCount`].
+    ///
+    /// ```
+    /// use embedtune_data::{DataError, DatasetStats, Example};
+    ///
+    /// let data = [Example::pair("a short query", "a somewhat longer passage of text")];
+    /// // A stand-in tokenizer: one token per word, plus two special tokens.
+    /// let words = |texts: &[&str]| -> Result<Vec<usize>, DataError> {
+    ///     Ok(texts.iter().map(|t| t.split_whitespace().count() + 2).collect())
+    /// };
+    /// let stats = DatasetStats::compute(&data, 6, words).unwrap();
+    /// assert_eq!((stats.tokens.min, stats.tokens.max), (5, 8));
+    /// assert_eq!(stats.truncated_texts, 1);
+    /// ```
+    pub fn compute<T: TextColumns, E>(
+        items: &[T],
+        max_seq_len: usize,
+        token_lengths: impl FnOnce(&[&str]) -> Result<Vec<usize>, E>,
+    ) -> Result<Self, E>
+    where
+        E: From<DataError>,
+    {
         let mut ids: HashMap<&str, usize> = HashMap::new();
         let mut unique: Vec<&str> = Vec::new();
         let mut rows: Vec<Vec<(&'static str, usize)>> = Vec::with_capacity(items.len());
@@ -107,8 +135,15 @@ impl DatasetStats {
             repeated += usize::from(distinct.len() < row.len());
             rows.push(row);
         }
-        let lengths = tokenizer.token_lengths(&unique)?;
-        let max = tokenizer.max_seq_len();
+        let lengths = token_lengths(&unique)?;
+        if lengths.len() != unique.len() {
+            return Err(DataError::TokenLengthCount {
+                texts: unique.len(),
+                lengths: lengths.len(),
+            }
+            .into());
+        }
+        let max = max_seq_len;
         let mut all = Vec::with_capacity(texts);
         let mut columns: BTreeMap<&'static str, Vec<usize>> = BTreeMap::new();
         let mut truncated_texts = 0;

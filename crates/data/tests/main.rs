@@ -1,4 +1,4 @@
-//! The integration tests, in one binary (one link against burn instead of one per file): each
+//! The integration tests, in one binary (one link instead of one per file): each
 //! former test file is a module beside this one, the shared helpers are `common`.
 
 mod common;
@@ -9,4 +9,3 @@ mod formats;
 mod mixed_script;
 mod sampler;
 mod stats;
-mod tokenize;

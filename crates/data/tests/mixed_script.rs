@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use embedtune_data::{
-    length_sorted_batches, read_documents, read_qrels, BeirDataset, DataError, Dataset, Example,
-    ExampleReader, Format, PairReader, QrelsLayout, ReadOptions, ScoredPair,
+    length_sorted_batches, read_documents, read_qrels, BeirDataset, DataError, Dataset,
+    DatasetStats, Example, ExampleReader, Format, PairReader, QrelsLayout, ReadOptions, ScoredPair,
 };
 use serde_json::json;
 
@@ -523,96 +523,24 @@ fn length_sorted_batches_count_characters() {
     );
 }
 
-#[cfg(feature = "tokenize")]
-mod tokens {
-    use embedtune_data::{BatchTokenizer, DatasetStats, Example};
-    use serde_json::Value;
-
-    use crate::common::{shared, tiny_tokenizer};
-
-    /// Statistics count tokens of the tokenizer: with the tiny BERT tokenizer every Chinese
-    /// character is a token, an emoji word one `[UNK]`, whatever their bytes or characters.
-    #[test]
-    fn stats_count_tokens_not_characters_or_bytes() {
-        let bt = BatchTokenizer::new(tiny_tokenizer(false), 6).unwrap();
-        let data = [Example {
-            anchor: "猫狗鱼".into(), // 3 chars, 9 bytes: [CLS] 3 × [UNK] [SEP]
-            positive: "养老金账户的转移".into(), // 8 chars, 24 bytes: 10 tokens
-            negatives: vec!["👨\u{200d}👩\u{200d}👧 🇦🇺".into()], // 8 chars, 27 bytes: 4 tokens
-        }];
-        let s = DatasetStats::compute(&data, &bt).unwrap();
-        assert_eq!(s.columns["anchor"].max, 5);
-        assert_eq!(s.columns["positive"].max, 10);
-        assert_eq!(s.columns["negative"].max, 4);
-        assert_eq!((s.tokens.min, s.tokens.max), (4, 10));
-        assert_eq!((s.truncated_texts, s.truncated_examples), (1, 1));
-        // Truncated at 6 tokens in the middle of the Chinese text.
-        let b = bt.encode(&[data[0].positive.as_str()]).unwrap();
-        assert_eq!((b.lengths[0], b.full_lengths[0]), (6, 10));
-        assert_eq!(b.input_ids, [1, 0, 0, 0, 0, 2]);
-
-        // Precomposed and decomposed accents are different texts (no normalisation), though
-        // this tokenizer strips both accents.
-        let data = [
-            Example::pair("café", "cafe\u{301}"),
-            Example::pair("猫", "猫"),
-        ];
-        let s = DatasetStats::compute(&data, &bt).unwrap();
-        assert_eq!((s.texts, s.unique_texts, s.duplicate_texts), (4, 3, 1));
-        assert_eq!(s.examples_with_repeated_text, 1);
-    }
-
-    /// The batch tokenizer against sentence-transformers on the shared multilingual tokenizer:
-    /// token ids truncated at max_seq (in the middle of Chinese text too), lengths before
-    /// truncation and the statistics' truncation counts. The fixture is the encoder's
-    /// (`scripts/make_mixed_script_fixture.py`); prompts are prepended as sentence-transformers
-    /// prepends them.
-    #[test]
-    fn xlmr_tokens_and_stats_match_sentence_transformers() {
-        let Some(tok) = shared("models/tiny-xlm-roberta-random/tokenizer.json") else {
-            return;
-        };
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../encoder/tests/fixtures/mixed_script_truncation.json"
-        );
-        let fixture: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        let cases = fixture["cases"].as_array().unwrap();
-        let mut mid_cjk = 0;
-        for max_seq in [128, 16, 37] {
-            let bt = BatchTokenizer::from_file(&tok, max_seq).unwrap();
-            let mut texts = Vec::new();
-            let mut full = Vec::new();
-            for c in cases.iter().filter(|c| c["max_seq"] == max_seq) {
-                let text = format!(
-                    "{}{}",
-                    c["prompt"].as_str().unwrap(),
-                    fixture["texts"][c["text"].as_str().unwrap()]
-                        .as_str()
-                        .unwrap()
-                );
-                let want: Vec<i64> = c["input_ids"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.as_i64().unwrap())
-                    .collect();
-                let b = bt.encode(&[text.as_str()]).unwrap();
-                assert_eq!(b.input_ids, want, "max_seq {max_seq}: {text}");
-                assert_eq!(b.full_lengths[0] as u64, c["full_length"], "{text}");
-                mid_cjk += usize::from(c["cut_mid_cjk"] == true);
-                full.push(b.full_lengths[0]);
-                texts.push(text);
-            }
-            let s = DatasetStats::compute(&texts, &bt).unwrap();
-            assert_eq!(s.tokens.max, *full.iter().max().unwrap());
-            assert_eq!(s.tokens.min, *full.iter().min().unwrap());
-            assert_eq!(
-                s.truncated_texts,
-                full.iter().filter(|&&n| n > max_seq).count()
-            );
-            assert!(s.truncated_texts > 0);
-        }
-        assert!(mid_cjk > 0, "the fixture must cut inside Chinese text");
-    }
+/// Statistics count texts byte for byte: precomposed and decomposed accents are two texts (no
+/// Unicode normalisation), whatever the tokenizer makes of them; the lengths are the length
+/// function's, not characters or bytes. (Lengths from real tokenizers on mixed-script text are
+/// the encoder's tests: `crates/encoder/tests/mixed_script.rs`.)
+#[test]
+fn stats_compare_texts_byte_for_byte() {
+    let data = [
+        Example::pair("café", "cafe\u{301}"),
+        Example::pair("猫", "猫"),
+    ];
+    let mut seen = Vec::new();
+    let s = DatasetStats::compute(&data, 8, |texts| {
+        seen = texts.iter().map(|t| t.to_string()).collect();
+        Ok::<_, DataError>(vec![3; texts.len()])
+    })
+    .unwrap();
+    assert_eq!(seen, ["café", "cafe\u{301}", "猫"]);
+    assert_eq!((s.texts, s.unique_texts, s.duplicate_texts), (4, 3, 1));
+    assert_eq!(s.examples_with_repeated_text, 1);
+    assert_eq!((s.tokens.min, s.tokens.max), (3, 3));
 }

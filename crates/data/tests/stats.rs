@@ -1,17 +1,21 @@
-//! Dataset statistics.
-#![cfg(feature = "tokenize")]
+//! Dataset statistics, over a stand-in tokenizer: one token per whitespace-separated word plus
+//! two special tokens. (Lengths from real tokenizers are the encoder's tests:
+//! `crates/encoder/tests/mixed_script.rs`.)
 
-use embedtune_data::{
-    BatchTokenizer, BeirDataset, DatasetStats, Example, LengthStats, ReadOptions,
-};
+use embedtune_data::{DataError, DatasetStats, Example, LengthStats};
 
-use crate::common::{shared, tiny_tokenizer};
+/// Words + `[CLS]` + `[SEP]`.
+fn words(texts: &[&str]) -> Result<Vec<usize>, DataError> {
+    Ok(texts
+        .iter()
+        .map(|t| t.split_whitespace().count() + 2)
+        .collect())
+}
 
 #[test]
 fn counts_duplicates_lengths_and_truncation() {
-    let bt = BatchTokenizer::new(tiny_tokenizer(false), 6).unwrap();
     let data = vec![
-        // anchor 4 tokens, positive 8 tokens (truncated at 6), negative 3
+        // anchor 5 tokens, positive 8 tokens (truncated at 6), negative 3
         Example {
             anchor: "the cat sat".into(),
             positive: "the cat sat on the mat".into(),
@@ -22,12 +26,13 @@ fn counts_duplicates_lengths_and_truncation() {
         // "the cat sat" repeats example 0's anchor
         Example::pair("the cat sat", "a big red dog ran"),
     ];
-    let s = DatasetStats::compute(&data, &bt).unwrap();
+    let s = DatasetStats::compute(&data, 6, words).unwrap();
     assert_eq!(s.examples, 3);
     assert_eq!(s.texts, 7);
     assert_eq!(s.unique_texts, 4);
     assert_eq!(s.duplicate_texts, 3);
     assert_eq!(s.examples_with_repeated_text, 1);
+    assert_eq!(s.max_seq_len, 6);
     // "the cat sat on the mat" (8) and "a big red dog ran" (7) exceed 6.
     assert_eq!(s.truncated_texts, 2);
     assert_eq!(s.truncated_examples, 2);
@@ -45,6 +50,10 @@ fn counts_duplicates_lengths_and_truncation() {
         shown.contains("3 examples, 7 texts (4 distinct, 3 duplicates)"),
         "{shown}"
     );
+    assert!(
+        shown.contains("truncated at 6 tokens: 2 texts, 2 examples"),
+        "{shown}"
+    );
 }
 
 #[test]
@@ -59,22 +68,94 @@ fn percentiles_nearest_rank() {
     assert_eq!((one.p50, one.p99), (7, 7));
 }
 
+/// The length function sees every distinct text once, in order of first appearance; a text of
+/// exactly `max_seq_len` tokens is not truncated.
 #[test]
-fn scifact_train_stats_with_minilm() {
-    let (Some(dir), Some(tok)) = (
-        shared("data/scifact"),
-        shared("models/all-MiniLM-L6-v2/tokenizer.json"),
-    ) else {
-        return;
-    };
-    let ds = BeirDataset::load_splits(&dir, &["train"], &ReadOptions::default()).unwrap();
-    let pairs = ds.train_pairs("train").unwrap();
-    let s = DatasetStats::compute(&pairs, &BatchTokenizer::from_file(&tok, 256).unwrap()).unwrap();
-    println!("{s}");
-    assert_eq!(s.examples, 919);
-    assert_eq!(s.texts, 1838);
-    // 919 pairs over 809 queries: queries repeat.
-    assert!(s.duplicate_texts >= 919 - 809);
-    assert!(s.truncated_texts > 0 && s.truncated_texts <= 919);
-    assert!(s.columns["anchor"].p50 < s.columns["positive"].p50);
+fn each_distinct_text_is_measured_once() {
+    let data = [
+        Example::pair("b b b b", "a"),
+        Example::pair("a", "b b b b"),
+        Example::pair("c", "a"),
+    ];
+    let mut seen = Vec::new();
+    let s = DatasetStats::compute(&data, 6, |texts| {
+        seen = texts.iter().map(|t| t.to_string()).collect();
+        words(texts)
+    })
+    .unwrap();
+    assert_eq!(seen, ["b b b b", "a", "c"]);
+    assert_eq!((s.texts, s.unique_texts, s.duplicate_texts), (6, 3, 3));
+    assert_eq!((s.tokens.max, s.truncated_texts), (6, 0));
+}
+
+/// Empty texts are the tokenizer's business: the statistics count them like any other.
+#[test]
+fn empty_texts_are_measured_like_others() {
+    let data = [Example::pair("", "some text"), Example::pair("", " ")];
+    let s = DatasetStats::compute(&data, 8, words).unwrap();
+    assert_eq!((s.texts, s.unique_texts), (4, 3));
+    assert_eq!((s.tokens.min, s.tokens.max), (2, 4));
+    // No texts at all: empty statistics.
+    let none: [Example; 0] = [];
+    let s = DatasetStats::compute(&none, 8, words).unwrap();
+    assert_eq!((s.examples, s.texts, s.tokens.count), (0, 0, 0));
+}
+
+/// A length function that returns too few or too many lengths is a typed error, and its own
+/// error comes back unchanged.
+#[test]
+fn wrong_length_count_and_tokenizer_errors() {
+    let data = [Example::pair("a", "b"), Example::pair("c", "a")];
+    let err = DatasetStats::compute(&data, 8, |texts| {
+        words(texts).map(|mut l| {
+            l.pop();
+            l
+        })
+    })
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DataError::TokenLengthCount {
+                texts: 3,
+                lengths: 2
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "token lengths: 2 lengths returned for 3 texts"
+    );
+    let err = DatasetStats::compute(&data, 8, |_| Ok::<_, DataError>(vec![3; 4])).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DataError::TokenLengthCount {
+                texts: 3,
+                lengths: 4
+            }
+        ),
+        "{err:?}"
+    );
+
+    #[derive(Debug, PartialEq)]
+    enum TokError {
+        Failed(&'static str),
+        Data(String),
+    }
+    impl From<DataError> for TokError {
+        fn from(e: DataError) -> Self {
+            Self::Data(e.to_string())
+        }
+    }
+    let err = DatasetStats::compute(&data, 8, |_| Err(TokError::Failed("no vocabulary")));
+    assert_eq!(err, Err(TokError::Failed("no vocabulary")));
+    let err = DatasetStats::compute(&data, 8, |_| Ok::<_, TokError>(Vec::new()));
+    assert_eq!(
+        err,
+        Err(TokError::Data(
+            "token lengths: 0 lengths returned for 3 texts".into()
+        ))
+    );
 }

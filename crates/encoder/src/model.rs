@@ -233,7 +233,8 @@ impl<B: Backend> SentenceEncoder<B> {
         &self.meta.config
     }
 
-    /// The tokenizer.
+    /// The tokenizer, with the model's `max_seq_length` and lowercasing (its
+    /// [`TextTokenizer::token_lengths`] gives the lengths that dataset statistics count).
     pub fn tokenizer(&self) -> &TextTokenizer {
         &self.meta.tokenizer
     }

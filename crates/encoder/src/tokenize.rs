@@ -186,9 +186,9 @@ impl TextTokenizer {
         &self.inner
     }
 
-    /// Token ids of each text (special tokens included, truncated, unpadded).
-    pub fn encode_ids(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
-        let inputs: Vec<String> = texts
+    /// The texts as the tokenizer sees them: lowercased when the model lowercases.
+    fn inputs(&self, texts: &[&str]) -> Vec<String> {
+        texts
             .iter()
             .map(|t| {
                 if self.lowercase {
@@ -197,18 +197,52 @@ impl TextTokenizer {
                     t.to_string()
                 }
             })
-            .collect();
-        let encodings =
-            self.inner
-                .encode_batch_fast(inputs, true)
-                .map_err(|e| EncoderError::Tokenizer {
-                    path: self.path.clone(),
-                    reason: e.to_string(),
-                })?;
+            .collect()
+    }
+
+    fn error(&self, e: impl std::fmt::Display) -> EncoderError {
+        EncoderError::Tokenizer {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    /// Token ids of each text (special tokens included, truncated, unpadded).
+    pub fn encode_ids(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+        let encodings = self
+            .inner
+            .encode_batch_fast(self.inputs(texts), true)
+            .map_err(|e| self.error(e))?;
         Ok(encodings
             .into_iter()
             .map(|e| e.get_ids().to_vec())
             .collect())
+    }
+
+    /// Each text's token count before truncation, special tokens included: what
+    /// [`TextTokenizer::encode_ids`] gives for it when that is at most
+    /// [`max_seq_len`](TextTokenizer::max_seq_len), more when the text would be cut. Texts are
+    /// lowercased as for `encode_ids` and tokenised in parallel (as `encode_ids` is); an empty
+    /// text counts its special tokens (`[CLS]` and `[SEP]`: 2).
+    ///
+    /// This is the length function of the data crate's `DatasetStats::compute`:
+    ///
+    /// ```
+    /// let tokenizer = embedtune_encoder::testing::tiny_tokenizer(8).unwrap();
+    /// // The tiny tokenizer splits words into letters: [CLS] a ##b [SEP]; [CLS], 14 letters, [SEP].
+    /// let lengths = tokenizer.token_lengths(&["ab", "superannuation"]).unwrap();
+    /// assert_eq!(lengths, [4, 16]);
+    /// assert_eq!(tokenizer.encode_ids(&["superannuation"]).unwrap()[0].len(), 8);
+    /// ```
+    pub fn token_lengths(&self, texts: &[&str]) -> Result<Vec<usize>> {
+        let mut untruncated = self.inner.clone();
+        untruncated
+            .with_truncation(None)
+            .map_err(|e| self.error(e))?;
+        let encodings = untruncated
+            .encode_batch_fast(self.inputs(texts), true)
+            .map_err(|e| self.error(e))?;
+        Ok(encodings.iter().map(Encoding::len).collect())
     }
 
     /// Tokenises and pads `texts`, each prefixed by `prompt` when given.
@@ -254,13 +288,10 @@ impl TextTokenizer {
     /// Tokens of `prompt` with `[CLS]` and without the trailing `[SEP]`, as
     /// sentence-transformers counts a prompt for `include_prompt: false`.
     pub fn prompt_len(&self, prompt: &str) -> Result<usize> {
-        let encoding =
-            self.inner
-                .encode_fast(prompt, true)
-                .map_err(|e| EncoderError::Tokenizer {
-                    path: self.path.clone(),
-                    reason: e.to_string(),
-                })?;
+        let encoding = self
+            .inner
+            .encode_fast(prompt, true)
+            .map_err(|e| self.error(e))?;
         let special = encoding.get_special_tokens_mask();
         let ends_special = special.last().is_some_and(|&s| s == 1);
         Ok(encoding.len() - usize::from(ends_special))

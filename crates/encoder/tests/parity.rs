@@ -76,6 +76,21 @@ fn minilm_matches_sentence_transformers() {
         let types: Vec<u32> = batch.token_type_ids.iter().map(|&t| t as u32).collect();
         assert_eq!(types, r.token_type_ids);
     }
+    // Lengths before truncation: the kept ids' count, past 256 for the texts cut there.
+    let lengths = model.tokenizer().token_lengths(&texts).expect("lengths");
+    let mut cut = 0;
+    for ((r, got), &n) in refs.iter().zip(&ids).zip(&lengths) {
+        if n > 256 {
+            assert_eq!(got.len(), 256, "{:?}", r.text);
+            cut += 1;
+        } else {
+            assert_eq!(n, got.len(), "{:?}", r.text);
+        }
+    }
+    assert!(
+        cut >= 2,
+        "the reference has texts past 256 tokens, {cut} found"
+    );
 
     let pooled = model
         .encode(

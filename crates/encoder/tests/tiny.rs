@@ -8,7 +8,8 @@ use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn_autodiff::Autodiff;
 use burn_ndarray::NdArray;
 use embedtune_encoder::{
-    testing, EncodeOptions, EncoderError, LoraConfig, LoraError, SentenceEncoder, TransformerConfig,
+    testing, EncodeOptions, EncoderError, LoraConfig, LoraError, SentenceEncoder, TextTokenizer,
+    TransformerConfig,
 };
 use serde_json::Value;
 
@@ -861,4 +862,214 @@ fn parameter_paths_saved_tensors_and_adapter_names_agree() {
         );
         assert!(expected.contains(&a), "{a}");
     }
+}
+
+// The tokenizer on its own. The tiny tokenizer's ids: [PAD] 0, [UNK] 1, [CLS] 2, [SEP] 3,
+// letters a–z 5–30, continuations ##a–##z 41–66; it splits every word into letters.
+
+/// The tiny tokenizer's `tokenizer.json` with `edit` applied, and the tokenizer it makes.
+fn tiny_tokenizer_edited(edit: impl FnOnce(&mut Value)) -> tokenizers::Tokenizer {
+    let text = testing::tiny_tokenizer(16)
+        .expect("tokenizer")
+        .inner()
+        .to_string(false)
+        .expect("serialise");
+    let mut spec: Value = serde_json::from_str(&text).expect("json");
+    edit(&mut spec);
+    spec.to_string().parse().expect("tokenizer")
+}
+
+/// The truncation and padding stored in `tokenizer.json` are not sentence-transformers': they
+/// are replaced (no cut at 3 tokens, no fixed padding to 20, the given pad id rather than the
+/// file's).
+#[test]
+fn tokenizer_ignores_the_stored_truncation_and_padding() {
+    let stored = tiny_tokenizer_edited(|spec| {
+        spec["truncation"] = serde_json::json!(
+            {"direction": "Right", "max_length": 3, "strategy": "LongestFirst", "stride": 0});
+        spec["padding"] = serde_json::json!(
+            {"strategy": {"Fixed": 20}, "direction": "Right", "pad_to_multiple_of": null,
+             "pad_id": 77, "pad_type_id": 1, "pad_token": "."});
+    });
+    let tok = TextTokenizer::new(stored, 128, 0, "<stored settings>".into()).expect("tokenizer");
+    let b = tok.batch(&["ab cd", "x"], None).expect("batch");
+    assert_eq!((b.batch, b.seq_len, b.prompt_len), (2, 6, 0));
+    assert_eq!(&b.input_ids[..6], &[2, 5, 42, 7, 44, 3]);
+    assert_eq!(&b.input_ids[6..], &[2, 28, 3, 0, 0, 0]);
+    assert_eq!(&b.attention_mask[6..], &[1, 1, 1, 0, 0, 0]);
+    assert!(b.token_type_ids.iter().all(|&t| t == 0));
+    assert_eq!(b.lengths(), [6, 3]);
+    assert_eq!(tok.token_lengths(&["ab cd", "x"]).expect("lengths"), [6, 3]);
+}
+
+/// `token_lengths` counts what `encode_ids` keeps for a text that fits, and the whole text
+/// (past max_seq_len) for one that is cut; `[CLS]` and `[SEP]` stay inside max_seq_len.
+#[test]
+fn token_lengths_count_before_truncation() {
+    let tok = testing::tiny_tokenizer(5).expect("tokenizer");
+    let short = ["ab", "x", "", "a, b"];
+    let ids = tok.encode_ids(&short).expect("ids");
+    let lengths = tok.token_lengths(&short).expect("lengths");
+    assert_eq!(lengths, ids.iter().map(Vec::len).collect::<Vec<_>>());
+    assert_eq!(lengths, [4, 3, 2, 5]);
+    // "ab cd ef": [CLS] a ##b c ##d e ##f [SEP], 8 tokens, cut to 5.
+    let ids = tok.encode_ids(&["ab cd ef", "x"]).expect("ids");
+    assert_eq!(ids[0], [2, 5, 42, 7, 3]);
+    assert_eq!(
+        tok.token_lengths(&["ab cd ef", "x"]).expect("lengths"),
+        [8, 3]
+    );
+    let long = "superannuation guarantee ".repeat(40);
+    let ids = tok.encode_ids(&[long.as_str()]).expect("ids");
+    assert_eq!(ids[0].len(), tok.max_seq_len());
+    assert_eq!((ids[0][0], ids[0][4]), (2, 3));
+    let full = tok.token_lengths(&[long.as_str()]).expect("lengths")[0];
+    assert_eq!(full, 2 + 40 * (14 + 9));
+    assert!(full > tok.max_seq_len());
+    // The model's tokenizer is the same.
+    let model = tiny_model::<B>();
+    let lengths = model
+        .tokenizer()
+        .token_lengths(&[long.as_str(), "ab"])
+        .expect("lengths");
+    assert_eq!(lengths, [full, 4]);
+    assert_eq!(
+        model
+            .tokenize(&[long.as_str()], None)
+            .expect("batch")
+            .seq_len,
+        model.max_seq_length()
+    );
+    assert!(tok.token_lengths(&[]).expect("no texts").is_empty());
+}
+
+/// Both `encode_ids` and `token_lengths` lowercase when the model does
+/// (`do_lower_case`), on a tokenizer that does not lowercase by itself.
+#[test]
+fn token_lengths_lowercase_as_encode_ids() {
+    let cased = tiny_tokenizer_edited(|spec| spec["normalizer"]["lowercase"] = false.into());
+    let tok = TextTokenizer::new(cased, 64, 0, "<cased>".into()).expect("tokenizer");
+    // Upper case is not in the vocabulary: one [UNK] per word.
+    assert_eq!(tok.encode_ids(&["AB CD"]).expect("ids")[0], [2, 1, 1, 3]);
+    assert_eq!(tok.token_lengths(&["AB CD"]).expect("lengths"), [4]);
+    let tok = tok.with_lowercase(true);
+    assert_eq!(
+        tok.encode_ids(&["AB CD"]).expect("ids")[0],
+        [2, 5, 42, 7, 44, 3]
+    );
+    assert_eq!(tok.token_lengths(&["AB CD"]).expect("lengths"), [6]);
+}
+
+/// Truncation is `tokenizers`' own `longest_first` at max_seq_len, special tokens included, at
+/// every length; `token_lengths` is the untruncated length.
+#[test]
+fn same_ids_as_tokenizers_longest_first_truncation() {
+    let texts = [
+        "the cat sat on the mat",
+        "a big red dog ran on the mat, the cats sat",
+        "dogs",
+        "the sitting cat",
+        "zebra unknown words here",
+    ];
+    let mut untruncated = tiny_tokenizer_edited(|_| ());
+    untruncated.with_truncation(None).expect("no truncation");
+    for max in [3, 4, 6, 9, 64] {
+        let tok = testing::tiny_tokenizer(max).expect("tokenizer");
+        let mut reference = tiny_tokenizer_edited(|_| ());
+        reference.with_padding(None);
+        reference
+            .with_truncation(Some(tokenizers::TruncationParams {
+                max_length: max,
+                strategy: tokenizers::TruncationStrategy::LongestFirst,
+                ..Default::default()
+            }))
+            .expect("truncation");
+        let ids = tok.encode_ids(&texts).expect("ids");
+        let lengths = tok.token_lengths(&texts).expect("lengths");
+        for (row, text) in texts.iter().enumerate() {
+            let want = reference.encode(*text, true).expect("encode");
+            assert_eq!(ids[row], want.get_ids(), "max {max}: {text}");
+            assert!(ids[row].len() <= max);
+            let whole = untruncated.encode(*text, true).expect("encode");
+            assert_eq!(lengths[row], whole.len(), "max {max}: {text}");
+        }
+    }
+}
+
+/// A large batch (tokenised in parallel) gives each text what it gives alone.
+#[test]
+fn large_batch_equals_one_by_one() {
+    let tok = testing::tiny_tokenizer(12).expect("tokenizer");
+    let words = ["the", "cat", "sat", "on", "mat", "dog", "ran", "big"];
+    let texts: Vec<String> = (0..500)
+        .map(|i| {
+            (0..(i % 17 + 1))
+                .map(|j| words[(i * 7 + j * 3) % words.len()])
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let ids = tok.encode_ids(&refs).expect("ids");
+    let lengths = tok.token_lengths(&refs).expect("lengths");
+    let batch = tok.batch(&refs, None).expect("batch");
+    assert_eq!(
+        batch.lengths(),
+        ids.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+    for (row, text) in refs.iter().enumerate() {
+        assert_eq!(ids[row], tok.encode_ids(&[text]).expect("one")[0]);
+        assert_eq!(lengths[row], tok.token_lengths(&[text]).expect("one")[0]);
+        let at = row * batch.seq_len;
+        let padded: Vec<u32> = batch.input_ids[at..at + ids[row].len()]
+            .iter()
+            .map(|&i| i as u32)
+            .collect();
+        assert_eq!(padded, ids[row]);
+    }
+}
+
+/// A batch becomes `[batch, seq_len]` integer tensors holding the same values.
+#[test]
+fn token_batch_to_tensors_on_a_burn_backend() {
+    let tok = testing::tiny_tokenizer(16).expect("tokenizer");
+    let b = tok
+        .batch(&["the cat", "a big red dog ran"], None)
+        .expect("batch");
+    let (ids, mask, types) = b.to_tensors::<B>(&Default::default());
+    for t in [&ids, &mask, &types] {
+        assert_eq!(t.dims(), [2, b.seq_len]);
+    }
+    let values = |t: burn::tensor::Tensor<B, 2, burn::tensor::Int>| -> Vec<i64> {
+        t.into_data().convert::<i64>().to_vec().expect("values")
+    };
+    assert_eq!(values(ids), b.input_ids);
+    assert_eq!(values(mask), b.attention_mask);
+    assert_eq!(values(types), b.token_type_ids);
+}
+
+/// Settings the tokenizer cannot honour and a missing file are typed errors.
+#[test]
+fn tokenizer_settings_and_files_are_checked() {
+    let tok = testing::tiny_tokenizer(8).expect("tokenizer");
+    let err = TextTokenizer::new(tok.inner().clone(), 1, 0, "<tiny>".into()).unwrap_err();
+    assert!(
+        matches!(&err, EncoderError::Tokenizer { reason, .. } if reason.contains("max_seq_len 1")),
+        "{err}"
+    );
+    let mut again = tok.clone();
+    assert!(matches!(
+        again.set_max_seq_len(1),
+        Err(EncoderError::Tokenizer { .. })
+    ));
+    assert_eq!(
+        again.max_seq_len(),
+        8,
+        "a refused length leaves the tokenizer as it was"
+    );
+    let err = TextTokenizer::from_file(Path::new("/nonexistent/tokenizer.json"), 8, 0).unwrap_err();
+    assert!(
+        matches!(&err, EncoderError::MissingFile { path, .. } if path.ends_with("tokenizer.json")),
+        "{err}"
+    );
 }

@@ -26,7 +26,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
 use crate::config::TrainConfig;
-use crate::error::{io_err, Result, TrainError};
+use crate::error::{checkpoint_err, io_err, CheckpointFault, Result, SettingChange, TrainError};
 use crate::log::{EvalRecord, StepRecord};
 use crate::optim::{trainable_sizes, AdamW};
 use crate::trainer::Best;
@@ -171,13 +171,12 @@ impl TrainerState {
     /// format version.
     pub fn from_json_str(text: &str, path: &Path) -> Result<Self> {
         let state: TrainerState = serde_json::from_str(text)
-            .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", path.display())))?;
+            .map_err(|e| checkpoint_err(path)(CheckpointFault::StateJson(e)))?;
         if state.format_version != FORMAT_VERSION {
-            return Err(TrainError::Checkpoint(format!(
-                "{}: format version {} (this build reads {FORMAT_VERSION})",
-                path.display(),
-                state.format_version
-            )));
+            return Err(checkpoint_err(path)(CheckpointFault::FormatVersion {
+                found: state.format_version,
+                supported: FORMAT_VERSION,
+            }));
         }
         Ok(state)
     }
@@ -188,12 +187,15 @@ impl TrainerState {
 /// every `{p}.exp_avg` must come with a `{p}.exp_avg_sq` of the same size and vice versa.
 #[doc(hidden)]
 pub fn read_optimizer_state(bytes: &[u8], path: &Path) -> Result<BTreeMap<String, Vec<f32>>> {
-    let bad = |reason: String| TrainError::Checkpoint(format!("{}: {reason}", path.display()));
-    let file = SafeTensors::deserialize(bytes).map_err(|e| bad(e.to_string()))?;
+    let bad = |fault| checkpoint_err(path)(fault);
+    let file = SafeTensors::deserialize(bytes).map_err(|e| bad(CheckpointFault::Safetensors(e)))?;
     let mut tensors = BTreeMap::new();
     for (name, view) in file.tensors() {
         if view.dtype() != Dtype::F32 {
-            return Err(bad(format!("{name} is not F32")));
+            return Err(bad(CheckpointFault::NotF32 {
+                tensor: name,
+                dtype: view.dtype(),
+            }));
         }
         let values: Vec<f32> = view
             .data()
@@ -201,7 +203,7 @@ pub fn read_optimizer_state(bytes: &[u8], path: &Path) -> Result<BTreeMap<String
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
         if values.iter().any(|v| !v.is_finite()) {
-            return Err(bad(format!("{name} holds non-finite values")));
+            return Err(bad(CheckpointFault::NonFinite { tensor: name }));
         }
         tensors.insert(name, values);
     }
@@ -211,18 +213,24 @@ pub fn read_optimizer_state(bytes: &[u8], path: &Path) -> Result<BTreeMap<String
         } else if let Some(p) = name.strip_suffix(".exp_avg_sq") {
             format!("{p}.exp_avg")
         } else {
-            return Err(bad(format!(
-                "{name} is neither an .exp_avg nor an .exp_avg_sq moment"
-            )));
+            return Err(bad(CheckpointFault::NotAMoment {
+                tensor: name.clone(),
+            }));
         };
         match tensors.get(&partner) {
-            None => return Err(bad(format!("{name} without {partner}"))),
+            None => {
+                return Err(bad(CheckpointFault::UnpairedMoment {
+                    tensor: name.clone(),
+                    partner,
+                }))
+            }
             Some(other) if other.len() != values.len() => {
-                return Err(bad(format!(
-                    "{name} has {} values, {partner} {}",
-                    values.len(),
-                    other.len()
-                )))
+                return Err(bad(CheckpointFault::MomentSizes {
+                    tensor: name.clone(),
+                    values: values.len(),
+                    partner,
+                    partner_values: other.len(),
+                }))
             }
             Some(_) => {}
         }
@@ -278,18 +286,20 @@ impl<B: AutodiffBackend> Checkpoint<B> {
         let state_path = dir.join("trainer_state.json");
         let text = std::fs::read_to_string(&state_path).map_err(io_err(&state_path))?;
         let state = TrainerState::from_json_str(&text, &state_path)?;
-        let differ: Vec<String> = fingerprint(&state.config)
+        let changed: Vec<SettingChange> = fingerprint(&state.config)
             .into_iter()
             .zip(fingerprint(config))
             .filter(|(a, b)| a.1 != b.1)
-            .map(|(a, b)| format!("{} (checkpoint {}, now {})", a.0, a.1, b.1))
+            .map(|((name, checkpoint), (_, now))| SettingChange {
+                name,
+                checkpoint,
+                now,
+            })
             .collect();
-        if !differ.is_empty() {
-            return Err(TrainError::Checkpoint(format!(
-                "{} was written with other settings: {}",
-                dir.display(),
-                differ.join("; ")
-            )));
+        if !changed.is_empty() {
+            return Err(checkpoint_err(state_path)(CheckpointFault::OtherSettings {
+                changed,
+            }));
         }
         let mismatch = |what, reason| TrainError::CheckpointMismatch {
             path: dir.to_path_buf(),
@@ -329,9 +339,9 @@ impl<B: AutodiffBackend> Checkpoint<B> {
         let opt_path = dir.join("optimizer.safetensors");
         let bytes = std::fs::read(&opt_path).map_err(io_err(&opt_path))?;
         let file = SafeTensors::deserialize(&bytes)
-            .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", opt_path.display())))?;
+            .map_err(|e| checkpoint_err(&opt_path)(CheckpointFault::Safetensors(e)))?;
         // The table is checked against the model before any value is read.
-        let trainable = trainable_by_hf_name(&model)?;
+        let trainable = trainable_by_hf_name(&model).map_err(checkpoint_err(&opt_path))?;
         let sizes = trainable
             .iter()
             .map(|(n, (_, s))| (n.clone(), *s))
@@ -352,7 +362,8 @@ impl<B: AutodiffBackend> Checkpoint<B> {
                 (format!("{path}{moment}"), values)
             })
             .collect();
-        let optimizer = AdamW::import(config.adamw, state.step, tensors, device)?;
+        let optimizer = AdamW::import(config.adamw, state.step, tensors, device)
+            .map_err(checkpoint_err(&opt_path))?;
         Ok(Self {
             model,
             optimizer,
@@ -364,7 +375,7 @@ impl<B: AutodiffBackend> Checkpoint<B> {
 /// The model's trainable parameters by Hugging Face name: parameter path and element count.
 fn trainable_by_hf_name<B: AutodiffBackend>(
     model: &SentenceEncoder<B>,
-) -> Result<BTreeMap<String, (String, usize)>> {
+) -> Result<BTreeMap<String, (String, usize)>, CheckpointFault> {
     trainable_sizes(model)
         .into_iter()
         .map(|(path, size)| Ok((hf_name(&path)?, (path, size))))
@@ -372,9 +383,10 @@ fn trainable_by_hf_name<B: AutodiffBackend>(
 }
 
 /// The Hugging Face name of parameter `path`.
-fn hf_name(path: &str) -> Result<String> {
-    names::hf_param_name(path)
-        .ok_or_else(|| TrainError::Checkpoint(format!("parameter {path} has no Hugging Face name")))
+fn hf_name(path: &str) -> Result<String, CheckpointFault> {
+    names::hf_param_name(path).ok_or_else(|| CheckpointFault::UnnamedParameter {
+        parameter: path.to_string(),
+    })
 }
 
 /// `{param}.exp_avg` → (`param`, `.exp_avg`), likewise `.exp_avg_sq`.
@@ -434,7 +446,9 @@ pub fn save<B: AutodiffBackend>(
     optimizer: &AdamW<B>,
     state: &TrainerState,
 ) -> Result<()> {
-    let (_, moments) = optimizer.export()?;
+    let opt_path = dir.join("optimizer.safetensors");
+    let bad = |fault| checkpoint_err(&opt_path)(fault);
+    let (_, moments) = optimizer.export().map_err(bad)?;
     let mut state = state.clone();
     state.optimizer_parameters = optimizer.tracked_parameters();
     let bytes = moments
@@ -446,17 +460,24 @@ pub fn save<B: AutodiffBackend>(
             let data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
             Ok((name, shape, data))
         })
-        .collect::<Result<Vec<(String, Vec<usize>, Vec<u8>)>>>()?;
+        .collect::<Result<Vec<(String, Vec<usize>, Vec<u8>)>, CheckpointFault>>()
+        .map_err(bad)?;
     let mut views = Vec::with_capacity(bytes.len());
     for (name, shape, data) in &bytes {
-        let view = TensorView::new(Dtype::F32, shape.clone(), data)
-            .map_err(|e| TrainError::Checkpoint(format!("optimiser tensor {name}: {e}")))?;
+        let view = TensorView::new(Dtype::F32, shape.clone(), data).map_err(|source| {
+            bad(CheckpointFault::TensorLayout {
+                tensor: name.clone(),
+                source,
+            })
+        })?;
         views.push((name.clone(), view));
     }
     let optimizer_bytes = safetensors::serialize(views, Some(HashMap::new()))
-        .map_err(|e| TrainError::Checkpoint(format!("serialising optimiser state: {e}")))?;
-    let state_json = serde_json::to_value(&state)
-        .map_err(|e| TrainError::Checkpoint(format!("serialising state: {e}")))?;
+        .map_err(|e| bad(CheckpointFault::SerializeSafetensors(e)))?;
+    let state_json = serde_json::to_value(&state).map_err(|source| TrainError::Serialize {
+        path: dir.join("trainer_state.json"),
+        source,
+    })?;
     let valid = burn::module::AutodiffModule::valid(model);
     write_dir_atomically(dir, |w| {
         if valid.lora_config().is_some() {

@@ -454,10 +454,13 @@ impl Finetune {
             peak_memory_mib: peak_memory_mib(),
             evaluations: before.zip(after),
         };
-        let text = serde_json::to_string_pretty(&report)
-            .map_err(|e| TrainError::Checkpoint(format!("serialising report.json: {e}")))?
-            + "\n";
-        write_file_atomically(&output.join("report.json"), text.as_bytes())?;
+        let report_path = output.join("report.json");
+        let text =
+            serde_json::to_string_pretty(&report).map_err(|source| TrainError::Serialize {
+                path: report_path.clone(),
+                source,
+            })? + "\n";
+        write_file_atomically(&report_path, text.as_bytes())?;
         Ok(report)
     }
 }

@@ -66,7 +66,7 @@ pub mod plot;
 mod trainer;
 
 pub use config::{LossConfig, TrainConfig};
-pub use error::{Result, TrainError};
+pub use error::{CheckpointFault, Result, SettingChange, TrainError};
 pub use ir::IrEvaluation;
 pub use job::{EvalSet, Finetune, Report, TrainData};
 pub use log::{peak_memory_mib, EvalRecord, Progress, RunLog, StepRecord};

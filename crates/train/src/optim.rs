@@ -13,7 +13,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, TrainError};
+use crate::error::CheckpointFault;
 
 /// AdamW hyper-parameters; the defaults are transformers' Trainer defaults as
 /// sentence-transformers uses them.
@@ -90,7 +90,8 @@ impl<B: AutodiffBackend> AdamW<B> {
     }
 
     /// The state as named flat tensors (`{path}.exp_avg`, `{path}.exp_avg_sq`) plus the step.
-    pub fn export(&self) -> Result<(u64, NamedTensors)> {
+    /// The error is what the checkpoint being written gets (the caller names the file).
+    pub fn export(&self) -> Result<(u64, NamedTensors), CheckpointFault> {
         let mut out = Vec::with_capacity(self.state.len() * 2);
         for (name, s) in &self.state {
             out.push((format!("{name}.exp_avg"), values(s.m.clone(), name)?));
@@ -99,25 +100,34 @@ impl<B: AutodiffBackend> AdamW<B> {
         Ok((self.step, out))
     }
 
-    /// Restores state exported by [`AdamW::export`].
+    /// Restores state exported by [`AdamW::export`]. Every `{path}.exp_avg` needs an
+    /// `{path}.exp_avg_sq` of its size; the error is the checkpoint's fault (the caller names
+    /// the file).
     pub fn import(
         config: AdamWConfig,
         step: u64,
         tensors: BTreeMap<String, Vec<f32>>,
         device: &B::Device,
-    ) -> Result<Self> {
+    ) -> Result<Self, CheckpointFault> {
         let mut state = BTreeMap::new();
         for (name, m) in &tensors {
             let Some(param) = name.strip_suffix(".exp_avg") else {
                 continue;
             };
-            let v = tensors.get(&format!("{param}.exp_avg_sq")).ok_or_else(|| {
-                TrainError::Checkpoint(format!("optimiser state lacks {param}.exp_avg_sq"))
-            })?;
+            let partner = format!("{param}.exp_avg_sq");
+            let Some(v) = tensors.get(&partner) else {
+                return Err(CheckpointFault::UnpairedMoment {
+                    tensor: name.clone(),
+                    partner,
+                });
+            };
             if v.len() != m.len() {
-                return Err(TrainError::Checkpoint(format!(
-                    "optimiser state of {param} has mismatched sizes"
-                )));
+                return Err(CheckpointFault::MomentSizes {
+                    tensor: name.clone(),
+                    values: m.len(),
+                    partner,
+                    partner_values: v.len(),
+                });
             }
             let make =
                 |x: &Vec<f32>| Tensor::from_data(TensorData::new(x.clone(), [x.len()]), device);
@@ -137,11 +147,17 @@ impl<B: AutodiffBackend> AdamW<B> {
     }
 }
 
-fn values<B: Backend, const D: usize>(t: Tensor<B, D>, name: &str) -> Result<Vec<f32>> {
+fn values<B: Backend, const D: usize>(
+    t: Tensor<B, D>,
+    name: &str,
+) -> Result<Vec<f32>, CheckpointFault> {
     t.into_data()
         .convert::<f32>()
         .into_vec::<f32>()
-        .map_err(|e| TrainError::Checkpoint(format!("reading {name}: {e:?}")))
+        .map_err(|source| CheckpointFault::TensorValues {
+            tensor: name.to_string(),
+            source,
+        })
 }
 
 struct Updater<'a, B: AutodiffBackend> {

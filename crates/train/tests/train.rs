@@ -14,8 +14,8 @@ use embedtune_encoder::{testing, EncodeOptions, LoraConfig, SentenceEncoder, Tra
 use embedtune_train::checkpoint::{self, Checkpoint, Fingerprints};
 use embedtune_train::mining::{mine_hard_negatives, write_grouped_jsonl, MiningConfig};
 use embedtune_train::{
-    clip_grad_norm, AdamW, AdamWConfig, Evaluate, LinearSchedule, LossConfig, TrainConfig,
-    TrainError, Trainer,
+    clip_grad_norm, AdamW, AdamWConfig, CheckpointFault, Evaluate, LinearSchedule, LossConfig,
+    SettingChange, TrainConfig, TrainError, Trainer,
 };
 
 mod crash;
@@ -253,8 +253,27 @@ fn resume_with_other_settings_is_refused() {
         Err(e) => e,
         Ok(_) => panic!("resume with another lr must fail"),
     };
+    match &err {
+        TrainError::CheckpointFile {
+            path,
+            fault: CheckpointFault::OtherSettings { changed },
+        } => {
+            assert!(path.starts_with(&ck), "{err}");
+            assert_eq!(
+                changed,
+                &[SettingChange {
+                    name: "lr",
+                    checkpoint: "0.001".into(),
+                    now: "0.0005".into()
+                }],
+                "{err}"
+            );
+        }
+        _ => panic!("{err}"),
+    }
     assert!(
-        matches!(err, TrainError::Checkpoint(ref m) if m.contains("lr")),
+        err.to_string()
+            .contains("other settings: lr (checkpoint 0.001, now 0.0005)"),
         "{err}"
     );
 }
@@ -333,7 +352,9 @@ fn regression_optimizer_state_of_another_model_is_refused_at_load() {
         write_optimizer_state(&ck, &tensors);
         match load() {
             Ok(_) => panic!("{expected}: optimiser state loaded"),
-            Err(e @ (TrainError::Checkpoint(_) | TrainError::CheckpointMismatch { .. })) => {
+            Err(
+                e @ (TrainError::CheckpointFile { .. } | TrainError::CheckpointMismatch { .. }),
+            ) => {
                 let message = e.to_string();
                 assert!(message.contains("optimizer.safetensors"), "{message}");
                 assert!(message.contains(expected), "{message} / {expected}");
@@ -362,15 +383,33 @@ fn regression_optimizer_state_of_another_model_is_refused_at_load() {
         .collect();
     write_optimizer_state(&ck, &moments);
     match load() {
-        Err(e) => assert!(e.to_string().contains("non-finite"), "{e}"),
+        Err(
+            e @ TrainError::CheckpointFile {
+                fault: CheckpointFault::NonFinite { .. },
+                ..
+            },
+        ) => {
+            let message = e.to_string();
+            assert!(message.contains("optimizer.safetensors"), "{message}");
+            assert!(
+                message.contains(&format!("{m} holds non-finite")),
+                "{message}"
+            );
+        }
+        Err(e) => panic!("a NaN moment: {e}"),
         Ok(_) => panic!("a NaN moment loaded"),
     }
     let state = ck.join("trainer_state.json");
     for text in ["", "{", "{\"format_version\": 1}", "[]"] {
         std::fs::write(&state, text).expect("write");
         match load() {
-            Err(TrainError::Checkpoint(message)) => {
-                assert!(message.contains("trainer_state.json"), "{message}")
+            Err(e @ TrainError::CheckpointFile { .. }) => {
+                let message = e.to_string();
+                assert!(message.contains("trainer_state.json"), "{message}");
+                assert!(
+                    matches!(&e, TrainError::CheckpointFile { path, .. } if path.ends_with("trainer_state.json")),
+                    "{message}"
+                );
             }
             Err(e) => panic!("{text:?}: {e}"),
             Ok(_) => panic!("{text:?} loaded"),
