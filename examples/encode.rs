@@ -11,15 +11,12 @@
 
 embedtune::use_mimalloc!();
 
-use std::io::{BufRead, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
 use clap::Parser;
 use embedtune::{main_on, Device, OnBackend};
-use embedtune_core::write_file_atomically;
 use embedtune_encoder::{EncodeOptions, SentenceEncoder};
 
 #[derive(Parser, Debug)]
@@ -50,66 +47,26 @@ struct Args {
     allow_empty: bool,
 }
 
-fn read_texts(args: &Args) -> Result<Vec<String>, String> {
-    let file =
-        std::fs::File::open(&args.input).map_err(|e| format!("{}: {e}", args.input.display()))?;
-    let mut texts = Vec::new();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let n = i + 1;
-        let at = || format!("{}:{n}", args.input.display());
-        let line = line.map_err(|e| format!("{}: {e}", at()))?;
-        let line = line.trim_start_matches('\u{feff}');
-        if line.trim().is_empty() {
-            continue;
-        }
-        let value: serde_json::Value =
-            serde_json::from_str(line).map_err(|e| format!("{}: invalid JSON: {e}", at()))?;
-        let text = value
-            .get("text")
-            .ok_or_else(|| format!("{}: no \"text\" field", at()))?
-            .as_str()
-            .ok_or_else(|| format!("{}: \"text\" is not a string", at()))?;
-        if text.trim().is_empty() && !args.allow_empty {
-            return Err(format!(
-                "{}: empty text (pass --allow-empty to embed it anyway)",
-                at()
-            ));
-        }
-        texts.push(text.to_string());
-    }
-    Ok(texts)
-}
-
 struct Job(Args);
 
 impl OnBackend for Job {
     type Output = Result<(), String>;
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
         let args = self.0;
-        let texts = read_texts(&args)?;
-        let model = SentenceEncoder::<B::InnerBackend>::load(&args.model, &device)
-            .map_err(|e| e.to_string())?;
         let options = EncodeOptions {
             batch_size: args.batch_size,
             prompt: args.prompt.clone(),
             normalize: None,
         };
-        let start = Instant::now();
-        let vectors = model.encode(&texts, &options).map_err(|e| e.to_string())?;
-        let secs = start.elapsed().as_secs_f64();
-        let mut out = BufWriter::new(Vec::new());
-        for v in &vectors {
-            serde_json::to_writer(&mut out, &serde_json::json!({ "embedding": v }))
-                .map_err(|e| e.to_string())?;
-            out.write_all(b"\n").map_err(|e| e.to_string())?;
-        }
-        let bytes = out.into_inner().map_err(|e| e.to_string())?;
-        write_file_atomically(&args.output, &bytes).map_err(|e| e.to_string())?;
+        let done = SentenceEncoder::<B::InnerBackend>::load(&args.model, &device)
+            .and_then(|m| m.encode_jsonl(&args.input, &args.output, &options, args.allow_empty))
+            .map_err(|e| e.to_string())?;
         eprintln!(
-            "encoded {} texts ({} dims) in {secs:.2} s ({:.1} texts/s) on {} → {}",
-            vectors.len(),
-            model.dim(),
-            vectors.len() as f64 / secs.max(1e-9),
+            "encoded {} texts ({} dims) in {:.2} s ({:.1} texts/s) on {} → {}",
+            done.texts,
+            done.dim,
+            done.encode_seconds,
+            done.texts as f64 / done.encode_seconds.max(1e-9),
             args.device,
             args.output.display()
         );

@@ -18,6 +18,7 @@
 //! let name = run_on(Device::Cpu, Hello).unwrap();
 //! assert!(name.contains("NdArray"));
 //! ```
+#![warn(missing_docs)]
 
 use std::fmt;
 use std::str::FromStr;

@@ -153,6 +153,16 @@ pub enum EncoderError {
         /// What is wrong.
         reason: String,
     },
+    /// A line of an input file of texts ([`crate::read_texts`]) is unusable.
+    #[error("{path}:{line}: {fault}")]
+    Input {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with the line.
+        fault: InputFault,
+    },
     /// An embedding matrix could not be formed (e.g. a model whose dimension is zero).
     #[error("embeddings: {0}")]
     Shape(#[from] embedtune_core::ShapeError),
@@ -228,6 +238,24 @@ impl From<LoraError> for EncoderError {
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = EncoderError> = std::result::Result<T, E>;
+
+/// What is wrong with a line of an input file of texts.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InputFault {
+    /// Not JSON.
+    #[error("invalid JSON: {0}")]
+    Json(#[source] serde_json::Error),
+    /// No `text` field.
+    #[error("no \"text\" field")]
+    NoText,
+    /// `text` is not a string.
+    #[error("\"text\" is not a string")]
+    TextNotString,
+    /// An empty or whitespace-only text, where those are refused.
+    #[error("empty text (pass --allow-empty to embed it anyway)")]
+    EmptyText,
+}
 
 impl From<embedtune_core::FsError> for EncoderError {
     fn from(e: embedtune_core::FsError) -> Self {

@@ -1073,3 +1073,67 @@ fn tokenizer_settings_and_files_are_checked() {
         "{err}"
     );
 }
+
+#[test]
+fn jsonl_files_encode_in_order_and_bad_lines_name_file_and_line() {
+    let model = tiny_model::<B>();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("texts.jsonl");
+    let mut lines = String::from("\u{feff}");
+    for t in TEXTS {
+        lines.push_str(&serde_json::json!({ "text": t }).to_string());
+        lines.push_str("\n\n");
+    }
+    std::fs::write(&input, &lines).expect("write");
+    let output = dir.path().join("out/vectors.jsonl");
+    let options = EncodeOptions::default();
+    // (TEXTS has an empty text: embedded as `[CLS] [SEP]` when allowed)
+    let done = model
+        .encode_jsonl(&input, &output, &options, true)
+        .expect("encode_jsonl");
+    assert_eq!((done.texts, done.dim), (TEXTS.len(), model.dim()));
+    let direct = model.encode(&TEXTS, &options).expect("encode");
+    let written: Vec<Vec<f32>> = std::fs::read_to_string(&output)
+        .expect("read output")
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("json");
+            serde_json::from_value(v["embedding"].clone()).expect("floats")
+        })
+        .collect();
+    assert_eq!(written, direct.to_rows());
+
+    let bad = [
+        (
+            "{\"text\": \"ok\"}\n{\"text\": 3}\n",
+            2,
+            "\"text\" is not a string",
+        ),
+        ("{\"txt\": \"a\"}\n", 1, "no \"text\" field"),
+        ("{\"text\": \"a\"}\n\n{oops\n", 3, "invalid JSON"),
+        ("{\"text\": \"a\"}\n{\"text\": \"  \"}\n", 2, "empty text"),
+    ];
+    for (content, line, what) in bad {
+        std::fs::write(&input, content).expect("write");
+        let err = model
+            .encode_jsonl(&input, &output, &options, false)
+            .unwrap_err();
+        assert!(
+            matches!(&err, EncoderError::Input { line: l, .. } if *l == line),
+            "{err}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.starts_with(&format!("{}:{line}: ", input.display())),
+            "{message}"
+        );
+        assert!(message.contains(what), "{message}");
+    }
+    // whitespace-only texts are embedded when allowed; a missing file is an I/O error
+    assert_eq!(
+        embedtune_encoder::read_texts(&input, true).expect("allowed"),
+        ["a", "  "]
+    );
+    let err = embedtune_encoder::read_texts(&dir.path().join("missing.jsonl"), false).unwrap_err();
+    assert!(matches!(err, EncoderError::Io { .. }), "{err}");
+}

@@ -1,5 +1,5 @@
 //! Contrastive losses for fine-tuning text-embedding models with [burn]: the objectives of
-//! sentence-transformers, generic over any [`Backend`](burn::tensor::backend::Backend), working
+//! sentence-transformers, generic over any burn `Backend`, working
 //! on embedding tensors (`Tensor<B, 2>`, `[batch, dim]`) so they can be used with any encoder.
 //!
 //! | loss | columns | labels |
