@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 /// Which input an error is about: a vector being added, a query, or a loaded file.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Item {
     /// The vector at `position` in an `add` batch, with its id.
     Vector {
@@ -33,6 +34,7 @@ impl fmt::Display for Item {
 ///
 /// Invalid input never panics: it returns one of these, naming the vector, query, id or file concerned.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum IndexError {
     /// An index was asked for with dimension 0.
     #[error("an index needs a dimension of at least 1")]
@@ -225,3 +227,6 @@ impl IndexError {
         }
     }
 }
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = IndexError> = std::result::Result<T, E>;

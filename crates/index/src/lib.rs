@@ -46,7 +46,7 @@ mod topk;
 mod vectors;
 
 pub use embedtune_core::Embeddings;
-pub use error::{IndexError, Item};
+pub use error::{IndexError, Item, Result};
 pub use file::{FORMAT_VERSION, MAGIC};
 pub use flat::FlatIndex;
 pub use hnsw::{HnswIndex, HnswParams};

@@ -113,3 +113,6 @@ impl LossError {
         }
     }
 }
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = LossError> = std::result::Result<T, E>;

@@ -59,7 +59,7 @@ mod triplet;
 pub use cached::{CachedLoss, CachedMultipleNegativesRankingLoss, CachedOutput, MiniBatch, Pass};
 pub use contrastive::ContrastiveLoss;
 pub use cosent::CoSentLoss;
-pub use error::LossError;
+pub use error::{LossError, Result};
 pub use matryoshka::MatryoshkaLoss;
 pub use mnrl::MultipleNegativesRankingLoss;
 pub use ops::{normalize, Distance, Similarity};

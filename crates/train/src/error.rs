@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 /// What can stop a training run.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TrainError {
     /// The encoder failed (loading, tokenising, saving).
     #[error(transparent)]
