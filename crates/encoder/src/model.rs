@@ -356,7 +356,7 @@ impl<B: Backend> SentenceEncoder<B> {
         &self,
         texts: &[S],
         options: &EncodeOptions,
-        mut progress: impl FnMut(usize),
+        progress: impl FnMut(usize),
     ) -> Result<Embeddings> {
         if options.batch_size == 0 {
             return Err(EncoderError::InvalidInput {
@@ -382,6 +382,57 @@ impl<B: Backend> SentenceEncoder<B> {
             Some(p) => tok.prompt_len(p)?,
             None => 0,
         };
+        self.embed_token_ids(&ids, prompt_len, options, progress)
+    }
+
+    /// Batched inference on texts already tokenised by [`SentenceEncoder::tokenizer`]
+    /// ([`TextTokenizer::encode_ids`], prompt included, truncated): one embedding per row of
+    /// `ids`, in order. `prompt_len` is [`TextTokenizer::prompt_len`] of the prompt (0 for
+    /// none); `options.prompt` is not used (the prompt is in the ids). For callers that
+    /// tokenise elsewhere, e.g. a server that counts tokens before queueing a request.
+    pub fn embed_token_ids(
+        &self,
+        ids: &[Vec<u32>],
+        prompt_len: usize,
+        options: &EncodeOptions,
+        mut progress: impl FnMut(usize),
+    ) -> Result<Embeddings> {
+        if options.batch_size == 0 {
+            return Err(EncoderError::InvalidInput {
+                name: "batch_size",
+                reason: "must be positive".into(),
+            });
+        }
+        let dim = self.dim();
+        if ids.is_empty() {
+            return Ok(Embeddings::with_capacity(dim, 0)?);
+        }
+        let tok = &self.meta.tokenizer;
+        if let Some((row, len)) = ids
+            .iter()
+            .map(Vec::len)
+            .enumerate()
+            .find(|&(_, len)| len == 0 || len > tok.max_seq_len())
+        {
+            return Err(EncoderError::InvalidInput {
+                name: "ids",
+                reason: format!(
+                    "row {row} has {len} tokens (1 to max_seq_len {} allowed)",
+                    tok.max_seq_len()
+                ),
+            });
+        }
+        let vocab = self.meta.config.vocab_size;
+        if let Some((row, &id)) = ids.iter().enumerate().find_map(|(row, r)| {
+            r.iter()
+                .find(|&&id| id as usize >= vocab)
+                .map(|id| (row, id))
+        }) {
+            return Err(EncoderError::InvalidInput {
+                name: "ids",
+                reason: format!("row {row} has token id {id}, past the vocabulary ({vocab})"),
+            });
+        }
         // Longest first, so the first batch shows the peak memory at once.
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
@@ -389,7 +440,7 @@ impl<B: Backend> SentenceEncoder<B> {
         let device = self.device();
         // The CPU backend's inference forward, when the model runs on it.
         let mut fast = Inference::new(&self.bert);
-        let mut out = Embeddings::zeros(texts.len(), dim)?;
+        let mut out = Embeddings::zeros(ids.len(), dim)?;
         let mut done = 0;
         for chunk in order.chunks(options.batch_size) {
             let rows: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
