@@ -21,6 +21,17 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// Whether the Python peer can run; `None` (skip) or a panic when it cannot.
 fn peer_ready(test: &str) -> Option<PathBuf> {
+    python_ready(
+        test,
+        "models/tiny-xlm-roberta-random",
+        "import sentence_transformers, peft, torch",
+        "scripts/requirements-peer.txt",
+    )
+}
+
+/// Whether `python3` can run `imports` and the shared folder has `asset`; `None` (skip, said on
+/// stderr) or, with `EMBEDTUNE_REQUIRE_PEER=1`, a panic when not.
+fn python_ready(test: &str, asset: &str, imports: &str, requirements: &str) -> Option<PathBuf> {
     let required = std::env::var("EMBEDTUNE_REQUIRE_PEER").is_ok_and(|v| v == "1");
     let skip = |why: String| {
         if required {
@@ -32,20 +43,19 @@ fn peer_ready(test: &str) -> Option<PathBuf> {
     let shared = std::env::var_os("EMBEDTUNE_SHARED")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(ROOT).join("../shared"));
-    if !shared.join("models/tiny-xlm-roberta-random").is_dir() {
-        return skip(format!("{} has no tiny XLM-R model", shared.display()));
+    if !shared.join(asset).exists() {
+        return skip(format!("{} has no {asset}", shared.display()));
     }
-    let probe = Command::new("python3")
-        .args(["-c", "import sentence_transformers, peft, torch"])
-        .output();
+    let probe = Command::new("python3").args(["-c", imports]).output();
     match probe {
         Ok(out) if out.status.success() => Some(shared),
-        Ok(out) => {
-            skip(format!(
-            "python3 lacks the peer packages (pip install -r scripts/requirements-peer.txt): {}",
-            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
-        ))
-        }
+        Ok(out) => skip(format!(
+            "python3 lacks packages (pip install -r {requirements}): {}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        )),
         Err(e) => skip(format!("python3 cannot run: {e}")),
     }
 }
@@ -402,4 +412,158 @@ fn encode_example_matches_the_xlmr_reference() {
         }
     }
     assert_eq!(checked, rows.len());
+}
+
+/// The user's RAG stack against the `serve` example serving all-MiniLM-L6-v2: the `openai`
+/// client's embeddings (its default base64 request, explicit floats, a single string) equal our
+/// `encode` example's (max |diff| ≤ 1e-5); LlamaIndex (`OpenAILikeEmbedding`) builds a
+/// `VectorStoreIndex` over the bundled superannuation corpus in a persistent Chroma collection
+/// through the server, and for each of 8 test queries retrieves the passage our own evaluation
+/// path (encode, exact cosine index) ranks first; SIGTERM then stops the server cleanly.
+/// Needs the packages of `scripts/requirements-rag.txt`.
+#[test]
+fn served_model_works_with_openai_llamaindex_and_chroma() {
+    use embedtune_data::{BeirDataset, ReadOptions};
+    use embedtune_encoder::{EncodeOptions, SentenceEncoder};
+    use embedtune_index::{FlatIndex, Metric, VectorIndex};
+    use std::io::BufRead;
+
+    let test = "served_model_works_with_openai_llamaindex_and_chroma";
+    let Some(shared) = python_ready(
+        test,
+        "models/all-MiniLM-L6-v2/model.safetensors",
+        "import openai, chromadb, llama_index.core, llama_index.embeddings.openai_like, \
+         llama_index.vector_stores.chroma",
+        "scripts/requirements-rag.txt",
+    ) else {
+        return;
+    };
+    let model_dir = shared.join("models/all-MiniLM-L6-v2");
+    let work = tempfile::tempdir().expect("tempdir");
+    let w = work.path();
+
+    // our side: the example's embeddings, and the top passage of each query as evaluation ranks
+    let texts = w.join("texts.jsonl");
+    let n = write_texts(&texts);
+    let ours = encode(&model_dir, &texts, &w.join("ours.jsonl"), None);
+    assert_eq!(ours.len(), n);
+    let data = Path::new(ROOT).join("examples/data/superannuation");
+    let split = BeirDataset::load_splits(&data, &["test"], &ReadOptions::default())
+        .and_then(|d| d.ir_split("test"))
+        .expect("superannuation test split");
+    let queries: Vec<_> = split.queries.iter().take(8).collect();
+    let model =
+        SentenceEncoder::<burn_ndarray::NdArray<f32>>::load(&model_dir, &Default::default())
+            .expect("load");
+    let corpus_texts: Vec<&str> = split.corpus.iter().map(|d| d.text.as_str()).collect();
+    let query_texts: Vec<&str> = queries.iter().map(|q| q.text.as_str()).collect();
+    let options = EncodeOptions::default();
+    let corpus_vectors = model
+        .encode(&corpus_texts, &options)
+        .expect("encode corpus");
+    let query_vectors = model
+        .encode(&query_texts, &options)
+        .expect("encode queries");
+    let mut index = FlatIndex::new(model.dim(), Metric::Cosine).expect("index");
+    let ids: Vec<String> = split.corpus.iter().map(|d| d.id.clone()).collect();
+    index.add(&ids, &corpus_vectors).expect("add");
+    let our_top: Vec<String> = index
+        .search_batch(&query_vectors, 1)
+        .expect("search")
+        .into_iter()
+        .map(|hits| hits[0].id.clone())
+        .collect();
+    let corpus_file = w.join("corpus.jsonl");
+    let lines: Vec<String> = split
+        .corpus
+        .iter()
+        .map(|d| serde_json::json!({"_id": d.id, "text": d.text}).to_string())
+        .collect();
+    std::fs::write(&corpus_file, lines.join("\n") + "\n").expect("write corpus");
+    let queries_file = w.join("queries.json");
+    let q: Vec<Value> = queries
+        .iter()
+        .map(|q| serde_json::json!({"id": q.id, "text": q.text}))
+        .collect();
+    std::fs::write(&queries_file, Value::from(q).to_string()).expect("write queries");
+
+    // the server, on a port the system picks
+    let mut server = Command::new(example("serve"))
+        .arg("--model")
+        .arg(&model_dir)
+        .args(["--port", "0", "--name", "minilm"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start serve");
+    let mut lines = std::io::BufReader::new(server.stderr.take().expect("stderr")).lines();
+    let base_url = loop {
+        let line = lines
+            .next()
+            .expect("serve exited before listening")
+            .expect("stderr line");
+        if let Some(rest) = line.strip_prefix("serving minilm on ") {
+            break rest.split_whitespace().next().expect("url").to_string();
+        }
+    };
+    let log = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+
+    let out = w.join("rag.json");
+    let client = Command::new("python3")
+        .arg(Path::new(ROOT).join("scripts/rag_client.py"))
+        .arg(&base_url)
+        .arg("minilm")
+        .arg(&texts)
+        .arg(&corpus_file)
+        .arg(&queries_file)
+        .arg(w.join("chroma"))
+        .arg(&out)
+        .output()
+        .expect("python3");
+    // stop the server gracefully (SIGTERM) whatever the client did
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    let status = server.wait().expect("wait serve");
+    let log = log.join().expect("log").join("\n");
+    assert!(
+        client.status.success(),
+        "rag_client.py failed:\n{}\n{}\nserver log:\n{log}",
+        String::from_utf8_lossy(&client.stdout),
+        String::from_utf8_lossy(&client.stderr)
+    );
+    assert!(
+        status.success(),
+        "serve did not stop cleanly: {status:?}\n{log}"
+    );
+    assert!(
+        log.contains("stopped: every accepted request was answered"),
+        "{log}"
+    );
+
+    let rag: Value = serde_json::from_slice(&std::fs::read(&out).expect("rag.json")).expect("json");
+    let as_rows =
+        |v: &Value| -> Vec<Vec<f64>> { serde_json::from_value(v.clone()).expect("embeddings") };
+    for key in ["default", "float"] {
+        let theirs = as_rows(&rag[key]);
+        assert_eq!(theirs.len(), n, "{key}");
+        let diff = max_abs_diff(&theirs, &ours);
+        eprintln!("openai client ({key}): max |diff| {diff:.2e} over {n} texts");
+        assert!(diff <= 1e-5, "{key}: {diff}");
+    }
+    let single = vec![serde_json::from_value::<Vec<f64>>(rag["single"].clone()).expect("single")];
+    assert!(max_abs_diff(&single, &ours[..1]) <= 1e-5);
+    assert!(rag["usage"].as_u64().unwrap_or(0) >= n as u64);
+    assert_eq!(
+        rag["collection_count"].as_u64(),
+        Some(split.corpus.len() as u64)
+    );
+    for (query, ours) in queries.iter().zip(&our_top) {
+        assert_eq!(
+            rag["top"][&query.id].as_str(),
+            Some(ours.as_str()),
+            "query {} ({:?})",
+            query.id,
+            query.text
+        );
+    }
 }
