@@ -81,6 +81,11 @@ impl Batcher {
         ))
     }
 
+    /// Whether the queue is at its bound already (a request can be refused before any work).
+    pub fn is_full(&self) -> bool {
+        self.queued.load(Ordering::SeqCst) >= self.max_queue_tokens
+    }
+
     /// Queues `job` unless the queue's token bound would be passed.
     pub fn submit(&self, job: Job) -> Result<(), Refused> {
         let tokens = job.tokens;
@@ -120,14 +125,17 @@ fn run<B: Backend>(
     };
     let mut carry: Option<Job> = None;
     loop {
+        // A job leaves the queue's count when it leaves the channel (a carried job already has).
         let first = match carry.take() {
             Some(job) => job,
             None => match receiver.recv() {
-                Ok(job) => job,
+                Ok(job) => {
+                    queued.fetch_sub(job.tokens, Ordering::SeqCst);
+                    job
+                }
                 Err(_) => return,
             },
         };
-        queued.fetch_sub(first.tokens, Ordering::SeqCst);
         let mut tokens = first.tokens;
         let mut batch = vec![first];
         while let Ok(job) = receiver.try_recv() {

@@ -67,6 +67,9 @@ struct Shared {
     dim: usize,
     normalize: bool,
     batcher: Batcher,
+    /// Bounds how many requests are tokenised at once (one per core), so that a flood of
+    /// requests does not become a flood of tokenising threads and their memory.
+    tokenizing: tokio::sync::Semaphore,
     stats: Arc<Stats>,
 }
 
@@ -122,6 +125,9 @@ impl Server {
                 dim,
                 normalize,
                 batcher,
+                tokenizing: tokio::sync::Semaphore::new(
+                    std::thread::available_parallelism().map_or(1, |n| n.get()),
+                ),
                 stats,
             }),
             worker,
@@ -261,6 +267,20 @@ fn server_error(message: String) -> ApiError {
     }
 }
 
+fn overloaded(shared: &Shared) -> ApiError {
+    ApiError {
+        status: 503,
+        kind: "server_error",
+        message: format!(
+            "the server is overloaded ({} tokens queued); retry shortly",
+            shared.batcher.queued_tokens()
+        ),
+        param: None,
+        code: Some("overloaded"),
+        retry_after: Some(1),
+    }
+}
+
 async fn embed(shared: &Arc<Shared>, body: &[u8]) -> Result<Value, ApiError> {
     let request = EmbeddingRequest::parse(body, &shared.config, shared.dim)?;
     let prompt = match request.input_type.or(shared.config.default_input_type) {
@@ -268,6 +288,15 @@ async fn embed(shared: &Arc<Shared>, body: &[u8]) -> Result<Value, ApiError> {
         Some(InputType::Passage) => shared.passage.clone(),
         None => shared.none.clone(),
     };
+    // refused before any work when the queue is full already
+    if shared.batcher.is_full() {
+        return Err(overloaded(shared));
+    }
+    let permit = shared
+        .tokenizing
+        .acquire()
+        .await
+        .map_err(|e| server_error(e.to_string()))?;
     let tokenizer = shared.tokenizer.clone();
     let texts = request.input;
     let prompt_text = prompt.text.clone();
@@ -281,6 +310,7 @@ async fn embed(shared: &Arc<Shared>, body: &[u8]) -> Result<Value, ApiError> {
     .await
     .map_err(|e| server_error(format!("tokenising: {e}")))?
     .map_err(|e| server_error(e.to_string()))?;
+    drop(permit);
     let tokens: usize = ids.iter().map(Vec::len).sum();
     let (reply, answer) = oneshot::channel();
     let job = Job {
@@ -293,17 +323,7 @@ async fn embed(shared: &Arc<Shared>, body: &[u8]) -> Result<Value, ApiError> {
         .batcher
         .submit(job)
         .map_err(|refused| match refused {
-            Refused::Full => ApiError {
-                status: 503,
-                kind: "server_error",
-                message: format!(
-                    "the server is overloaded ({} tokens queued); retry shortly",
-                    shared.batcher.queued_tokens()
-                ),
-                param: None,
-                code: Some("overloaded"),
-                retry_after: Some(1),
-            },
+            Refused::Full => overloaded(shared),
             Refused::Stopped => server_error("the model thread has stopped".into()),
         })?;
     let vectors = answer

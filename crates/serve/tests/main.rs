@@ -402,16 +402,27 @@ fn bad_requests_get_openai_errors_and_auth_is_enforced() {
 
 #[test]
 fn a_flood_past_the_queue_bound_gets_503_then_service_resumes() {
+    // Every request has `tokens` tokens; a batch fits one and a half (so whenever two wait, one
+    // is carried over to the next batch), the queue three.
+    let input = texts(4, 60);
+    let tokens: usize = model()
+        .tokenizer()
+        .encode_ids(&input.iter().map(String::as_str).collect::<Vec<_>>())
+        .expect("ids")
+        .iter()
+        .map(Vec::len)
+        .sum();
     let server = Running::start(ServeConfig {
         model_name: "tiny".into(),
-        max_batch_tokens: 256,
-        max_queue_tokens: 600,
+        max_batch_tokens: tokens + tokens / 2,
+        max_queue_tokens: 3 * tokens,
         ..ServeConfig::default()
     });
     let clients: Vec<_> = (0..48)
         .map(|_| {
             let addr = server.addr;
-            std::thread::spawn(move || post(addr, &json!({"input": texts(4, 60)})))
+            let input = input.clone();
+            std::thread::spawn(move || post(addr, &json!({ "input": input })))
         })
         .collect();
     let replies: Vec<Reply> = clients
