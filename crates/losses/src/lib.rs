@@ -7,6 +7,7 @@
 //! | [`MultipleNegativesRankingLoss`] (scale 20, cosine) | anchors, positives, negatives… | – |
 //! | [`MultipleNegativesSymmetricRankingLoss`] | anchors, positives, negatives… | – |
 //! | [`CachedMultipleNegativesRankingLoss`] (GradCache, any [`EmbeddingLoss`] via [`CachedLoss`]) | anchors, positives, negatives… | – |
+//! | [`GistEmbedLoss`] (temperature 0.01, a guide model's embeddings drop false negatives; cached via [`CachedLoss`]) | anchors, positives, negatives… | – |
 //! | [`CoSentLoss`] (scale 20, cosine) | first, second | gold scores |
 //! | [`ContrastiveLoss`] (margin 0.5, cosine distance) | first, second | 1 similar / 0 dissimilar |
 //! | [`TripletLoss`] (margin 5, euclidean) | anchors, positives, negatives | – |
@@ -50,6 +51,7 @@ mod cached;
 mod contrastive;
 mod cosent;
 mod error;
+mod gist;
 mod matryoshka;
 mod mnrl;
 mod ops;
@@ -60,6 +62,7 @@ pub use cached::{CachedLoss, CachedMultipleNegativesRankingLoss, CachedOutput, M
 pub use contrastive::ContrastiveLoss;
 pub use cosent::CoSentLoss;
 pub use error::{LossError, Result};
+pub use gist::{GistEmbedLoss, GuidedGistLoss, MarginStrategy};
 pub use matryoshka::MatryoshkaLoss;
 pub use mnrl::MultipleNegativesRankingLoss;
 pub use ops::{normalize, Distance, Similarity};

@@ -3,6 +3,7 @@
 //! `common` and `main.rs`).
 
 mod common;
+mod gist;
 
 mod cached_f64;
 mod gradcheck;

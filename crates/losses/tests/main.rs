@@ -6,6 +6,7 @@
 //! `cached_memory` (a counting global allocator, nothing else may allocate meanwhile) is its own.
 
 mod common;
+mod gist;
 
 mod cached_f32;
 mod errors;

@@ -7,3 +7,13 @@ fn parity_f32() {
         "f32", 1e-5,
     );
 }
+
+#[test]
+fn gist_parity_f32() {
+    crate::gist::check::<burn_autodiff::Autodiff<burn_ndarray::NdArray<f32>>>("f32", 1e-5);
+}
+
+#[test]
+fn gist_errors() {
+    crate::gist::errors::<burn_autodiff::Autodiff<burn_ndarray::NdArray<f32>>>();
+}

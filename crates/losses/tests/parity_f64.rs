@@ -7,3 +7,13 @@ fn parity_f64() {
         "f64", 1e-12,
     );
 }
+
+#[test]
+fn gist_parity_f64() {
+    crate::gist::check::<burn_autodiff::Autodiff<burn_ndarray::NdArray<f64>>>("f64", 1e-12);
+}
+
+#[test]
+fn gist_errors_f64() {
+    crate::gist::errors::<burn_autodiff::Autodiff<burn_ndarray::NdArray<f64>>>();
+}

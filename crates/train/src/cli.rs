@@ -24,9 +24,10 @@ use std::path::PathBuf;
 use clap::ValueEnum;
 use embedtune_encoder::{LoraConfig, Prompts};
 
-use crate::mining::MiningConfig;
+use crate::mining::{MiningConfig, MiningOutput, Sampling};
 use crate::{
-    AdamWConfig, EvalSet, Finetune, LossConfig, Result, TrainConfig, TrainData, TrainError,
+    AdamWConfig, EvalSet, Finetune, GistMargin, LossConfig, Result, TrainConfig, TrainData,
+    TrainError,
 };
 
 /// `--loss`: the names are [`LossConfig`]'s serde tags (as in `report.json`'s settings).
@@ -43,6 +44,10 @@ pub enum LossName {
     /// MNRL on each of `--matryoshka-dims`' truncations.
     #[value(alias = "matryoshka")]
     MatryoshkaMnrl,
+    /// GISTEmbed: MNRL whose false negatives a guide model (the zero-shot model) leaves out.
+    Gist,
+    /// Its GradCache form: large batches in `--mini-batch` pieces.
+    CachedGist,
 }
 
 /// `--prompts`: a preset, or the model directory's own (`auto`).
@@ -118,6 +123,16 @@ pub struct FinetuneArgs {
     /// Mini-batch of cached-mnrl.
     #[arg(long, default_value_t = 32)]
     pub mini_batch: usize,
+    /// Temperature of the GIST losses.
+    #[arg(long, default_value_t = 0.01)]
+    pub gist_temperature: f64,
+    /// Margin of the GIST losses: candidates the guide scores above the positive less this are
+    /// left out.
+    #[arg(long, default_value_t = 0.0)]
+    pub gist_margin: f64,
+    /// How --gist-margin applies.
+    #[arg(long, value_enum, default_value_t = MarginName::Absolute)]
+    pub gist_margin_strategy: MarginName,
     /// Dimensions of the matryoshka loss.
     #[arg(long, value_delimiter = ',', default_value = "384,256,128,64")]
     pub matryoshka_dims: Vec<usize>,
@@ -145,12 +160,31 @@ pub struct FinetuneArgs {
     /// Skip this many top candidates when mining.
     #[arg(long, default_value_t = MiningConfig::default().range_min)]
     pub mine_range_min: usize,
-    /// Drop candidates scoring above (positive score - margin) when mining.
+    /// Drop candidates scoring above (positive score − margin) when mining.
+    #[arg(long, alias = "mine-margin")]
+    pub mine_absolute_margin: Option<f64>,
+    /// Drop candidates scoring above positive score × (1 − margin) when mining.
     #[arg(long)]
-    pub mine_margin: Option<f64>,
+    pub mine_relative_margin: Option<f64>,
     /// Drop candidates scoring above this when mining.
     #[arg(long)]
     pub mine_max_score: Option<f64>,
+    /// Drop candidates scoring below this when mining.
+    #[arg(long)]
+    pub mine_min_score: Option<f64>,
+    /// The best candidates (top) or a seeded sample of them (random).
+    #[arg(long, value_enum, default_value_t = SamplingName::Top)]
+    pub mine_sampling: SamplingName,
+    /// One example per pair with all its negatives (n-tuple) or one per negative (triplet).
+    #[arg(long, value_enum, default_value_t = OutputName::NTuple)]
+    pub mine_output: OutputName,
+    /// Mine again with the model being trained before every N-th epoch (with the --mine-*
+    /// settings).
+    #[arg(long, requires = "mine_hard_negatives")]
+    pub remine_every: Option<u64>,
+    /// Guide model of the GIST losses (default: the starting model, frozen).
+    #[arg(long)]
+    pub guide: Option<PathBuf>,
     /// Keep pairs that got fewer negatives than asked for (by default they are left out, as
     /// sentence-transformers does; kept, they make the trainer use fewer negatives for all).
     #[arg(long)]
@@ -183,7 +217,60 @@ pub struct FinetuneArgs {
     pub quiet: bool,
 }
 
+/// `--gist-margin-strategy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MarginName {
+    /// Left out above `positive − margin`.
+    Absolute,
+    /// Left out above `positive − |positive| · margin`.
+    Relative,
+}
+
+/// `--mine-sampling`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SamplingName {
+    /// The best candidates.
+    Top,
+    /// A seeded sample of the candidates.
+    Random,
+}
+
+/// `--mine-output`: the names are [`MiningOutput`]'s serde tags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputName {
+    /// One example per pair with all its negatives.
+    NTuple,
+    /// One example per negative.
+    Triplet,
+}
+
 impl FinetuneArgs {
+    /// The loss the flags name, with its parameters.
+    fn loss(&self) -> Result<LossConfig> {
+        let mut loss = LossConfig::from_name(&name(self.loss), self.mini_batch, &self.matryoshka_dims)?;
+        let strategy = match self.gist_margin_strategy {
+            MarginName::Absolute => GistMargin::Absolute,
+            MarginName::Relative => GistMargin::Relative,
+        };
+        if let LossConfig::Gist {
+            temperature,
+            margin,
+            margin_strategy,
+        }
+        | LossConfig::CachedGist {
+            temperature,
+            margin,
+            margin_strategy,
+            ..
+        } = &mut loss
+        {
+            *temperature = self.gist_temperature;
+            *margin = self.gist_margin;
+            *margin_strategy = strategy;
+        }
+        Ok(loss)
+    }
+
     /// The job these flags describe, training the model in `model` on the device named
     /// `device_name` (recorded in the report). Without evaluation data (a file as `--data` and
     /// no `--eval-data`) the job trains without before / after metrics; `--baseline` then is an
@@ -211,7 +298,7 @@ impl FinetuneArgs {
                 ..Default::default()
             },
             seed: self.seed,
-            loss: LossConfig::from_name(&name(self.loss), self.mini_batch, &self.matryoshka_dims)?,
+            loss: self.loss()?,
             num_negatives: self.num_negatives,
             lora,
             max_seq_len: self.max_seq_len,
@@ -251,14 +338,26 @@ impl FinetuneArgs {
                 num_negatives: n,
                 range_min: self.mine_range_min,
                 range_max: self.mine_range_max,
-                margin: self.mine_margin,
+                absolute_margin: self.mine_absolute_margin,
+                relative_margin: self.mine_relative_margin,
                 max_score: self.mine_max_score,
+                min_score: self.mine_min_score,
+                sampling: match self.mine_sampling {
+                    SamplingName::Top => Sampling::Top,
+                    SamplingName::Random => Sampling::Random,
+                },
+                output: match self.mine_output {
+                    OutputName::NTuple => MiningOutput::NTuple,
+                    OutputName::Triplet => MiningOutput::Triplet,
+                },
                 seed: self.seed,
                 batch_size: self.eval_batch_size,
                 drop_short: !self.mine_keep_short,
                 ..Default::default()
             });
         }
+        job.remine_every = self.remine_every;
+        job.guide = self.guide.clone();
         if let Some(dir) = &self.resume {
             job = job.resume(dir);
         }

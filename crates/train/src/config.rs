@@ -2,7 +2,7 @@
 
 use embedtune_encoder::LoraConfig;
 use embedtune_losses::{
-    EmbeddingLoss, MatryoshkaLoss, MultipleNegativesRankingLoss,
+    EmbeddingLoss, GistEmbedLoss, MarginStrategy, MatryoshkaLoss, MultipleNegativesRankingLoss,
     MultipleNegativesSymmetricRankingLoss, TripletLoss,
 };
 use serde::{Deserialize, Serialize};
@@ -43,6 +43,40 @@ pub enum LossConfig {
         /// Dimensions, e.g. `[384, 256, 128, 64]`.
         dims: Vec<usize>,
     },
+    /// GISTEmbed: MNRL (with anchor–anchor and positive–positive negatives) whose candidates
+    /// the guide model scores above the pair's positive are left out (the frozen starting
+    /// model unless [`crate::Trainer::with_guide`] gives another).
+    Gist {
+        /// Temperature (the inverse of MNRL's scale).
+        temperature: f64,
+        /// How far below the guide's positive score a candidate must stay.
+        margin: f64,
+        /// How the margin applies.
+        margin_strategy: GistMargin,
+    },
+    /// GISTEmbed with GradCache: the same gradients with `mini_batch` texts in the graph at a
+    /// time (the guide embeds the whole batch once, without gradients).
+    CachedGist {
+        /// Temperature.
+        temperature: f64,
+        /// How far below the guide's positive score a candidate must stay.
+        margin: f64,
+        /// How the margin applies.
+        margin_strategy: GistMargin,
+        /// Texts per forward in the graph.
+        mini_batch: usize,
+    },
+}
+
+/// How a GISTEmbed margin applies (sentence-transformers' `margin_strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GistMargin {
+    /// Left out above `positive − margin`.
+    #[default]
+    Absolute,
+    /// Left out above `positive − |positive| · margin`.
+    Relative,
 }
 
 impl Default for LossConfig {
@@ -61,22 +95,78 @@ impl LossConfig {
             "symmetric-mnrl" => Self::SymmetricMnrl { scale: 20.0 },
             "triplet" => Self::Triplet { margin: 5.0 },
             "matryoshka" | "matryoshka-mnrl" => Self::MatryoshkaMnrl { scale: 20.0, dims: dims.to_vec() },
+            "gist" => Self::Gist {
+                temperature: 0.01,
+                margin: 0.0,
+                margin_strategy: GistMargin::Absolute,
+            },
+            "cached-gist" => Self::CachedGist {
+                temperature: 0.01,
+                margin: 0.0,
+                margin_strategy: GistMargin::Absolute,
+                mini_batch,
+            },
             other => {
                 return Err(TrainError::Config {
                     name: "loss",
                     reason: format!(
-                        "unknown loss {other:?}: expected mnrl, cached-mnrl, symmetric-mnrl, triplet or matryoshka-mnrl"
+                        "unknown loss {other:?}: expected mnrl, cached-mnrl, symmetric-mnrl, triplet, matryoshka-mnrl, gist or cached-gist"
                     ),
                 })
             }
         })
     }
 
-    /// Builds the loss that runs on whole columns (for the cached loss: the inner MNRL).
+    /// The GradCache mini-batch of the cached losses.
+    pub fn mini_batch(&self) -> Option<usize> {
+        match self {
+            Self::CachedMnrl { mini_batch, .. } | Self::CachedGist { mini_batch, .. } => {
+                Some(*mini_batch)
+            }
+            _ => None,
+        }
+    }
+
+    /// The GISTEmbed loss of the GIST variants (its guide's embeddings are given per batch).
+    pub fn gist(&self) -> Option<GistEmbedLoss> {
+        match *self {
+            Self::Gist {
+                temperature,
+                margin,
+                margin_strategy,
+            }
+            | Self::CachedGist {
+                temperature,
+                margin,
+                margin_strategy,
+                ..
+            } => {
+                let strategy = match margin_strategy {
+                    GistMargin::Absolute => MarginStrategy::Absolute,
+                    GistMargin::Relative => MarginStrategy::Relative,
+                };
+                Some(
+                    GistEmbedLoss::new()
+                        .with_temperature(temperature)
+                        .with_margin(strategy, margin),
+                )
+            }
+            _ => None,
+        }
+    }
+
+    /// Builds the loss that runs on whole columns (for the cached loss: the inner MNRL); the
+    /// GIST losses are built per batch with their guide's embeddings ([`LossConfig::gist`]).
     pub(crate) fn build<B: burn::tensor::backend::Backend>(
         &self,
     ) -> Result<Box<dyn EmbeddingLoss<B>>> {
         Ok(match self {
+            Self::Gist { .. } | Self::CachedGist { .. } => {
+                return Err(TrainError::Config {
+                    name: "loss",
+                    reason: "GISTEmbed needs its guide's embeddings of each batch".into(),
+                })
+            }
             Self::Mnrl { scale } | Self::CachedMnrl { scale, .. } => {
                 Box::new(MultipleNegativesRankingLoss::new().with_scale(*scale))
             }
@@ -215,8 +305,16 @@ impl TrainConfig {
         if self.eval_steps == Some(0) || self.save_steps == Some(0) {
             return bad("eval_steps / save_steps", "must be positive when set");
         }
-        if let LossConfig::CachedMnrl { mini_batch: 0, .. } = self.loss {
+        if self.loss.mini_batch() == Some(0) {
             return bad("mini_batch", "must be positive");
+        }
+        if let Some(gist) = self.loss.gist() {
+            if !(gist.temperature.is_finite() && gist.temperature > 0.0) {
+                return bad("temperature", "must be a positive number");
+            }
+            if !(gist.margin.is_finite() && gist.margin >= 0.0) {
+                return bad("margin", "must be ≥ 0");
+            }
         }
         if let Some(lora) = &self.lora {
             lora.validate()?;

@@ -43,8 +43,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use std::collections::{HashMap, VecDeque};
+
 use burn::module::AutodiffModule;
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use embedtune_core::write_file_atomically;
 use embedtune_data::{read_examples, BeirDataset, Example, ReadOptions};
 use embedtune_encoder::{Prompts, SentenceEncoder};
@@ -54,7 +56,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, TrainError};
 use crate::log::{peak_memory_mib, EvalRecord};
 use crate::mining::{mine_hard_negatives, write_grouped_jsonl, MiningConfig, MiningReport};
-use crate::trainer::{check_output_dir, Best, Trainer};
+use crate::trainer::{check_output_dir, Best, Remine, Trainer};
 use crate::{plot, IrEvaluation, TrainConfig};
 
 /// Where the training examples come from.
@@ -157,6 +159,12 @@ pub struct Finetune {
     /// Mine hard negatives with the starting model from the evaluation set's corpus first
     /// (written to `mined_train.jsonl` in the output directory).
     pub mining: Option<MiningConfig>,
+    /// Mine again with the model being trained before every this many epochs (needs
+    /// `mining`): each pair gets the new negatives when enough pass the filters, else keeps
+    /// its previous ones (written to `mined_epoch{N}.jsonl`).
+    pub remine_every: Option<u64>,
+    /// The guide model of the GIST losses (default: the starting model, frozen).
+    pub guide: Option<PathBuf>,
     /// Continue the run saved in this checkpoint directory.
     pub resume: Option<PathBuf>,
     /// Replace a previous run in the output directory.
@@ -194,6 +202,9 @@ pub struct Report {
     pub best: Option<Best>,
     /// What mining found.
     pub mining: Option<MiningReport>,
+    /// What each re-mining found.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remining: Vec<Remined>,
     /// Seconds in training steps.
     pub train_seconds: f64,
     /// Texts embedded per second of training-step time.
@@ -236,6 +247,104 @@ impl std::fmt::Display for Report {
     }
 }
 
+/// One re-mining of a run ([`Finetune::remine_every`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Remined {
+    /// The epoch (0-based) it was done before.
+    pub epoch: u64,
+    /// Examples whose negatives were replaced.
+    pub replaced: usize,
+    /// Examples that kept their negatives (too few new ones passed the filters).
+    pub kept: usize,
+    /// The miner's counts (`None` when a resumed run read the epoch's file back).
+    pub report: Option<MiningReport>,
+}
+
+/// The job's [`Remine`]: mines the training pairs again from the evaluation corpus.
+struct JobMiner {
+    corpus: Vec<String>,
+    config: MiningConfig,
+    output: PathBuf,
+    resumed: bool,
+    records: Vec<Remined>,
+}
+
+impl<B: Backend> Remine<B> for JobMiner {
+    fn remine(
+        &mut self,
+        model: &SentenceEncoder<B>,
+        examples: &[Example],
+        epoch: u64,
+    ) -> Result<Vec<Example>> {
+        let path = self.output.join(format!("mined_epoch{epoch}.jsonl"));
+        if self.resumed && path.is_file() {
+            let back = read_examples(&path, &ReadOptions::default())?.items;
+            if back.len() == examples.len() {
+                tracing::info!("re-mined examples of epoch {epoch} read back from {}", path.display());
+                return Ok(back);
+            }
+        }
+        let mut pairs: Vec<Example> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for e in examples {
+            if seen.insert((e.anchor.as_str(), e.positive.as_str())) {
+                pairs.push(Example::pair(e.anchor.clone(), e.positive.clone()));
+            }
+        }
+        let config = MiningConfig {
+            drop_short: false,
+            seed: crate::trainer::mix(&[self.config.seed, epoch]),
+            ..self.config.clone()
+        };
+        tracing::info!("re-mining hard negatives with the model after epoch {epoch}");
+        let (mined, report) = mine_hard_negatives(model, &pairs, &self.corpus, &config)?;
+        let mut fresh: HashMap<(&str, &str), VecDeque<&Vec<String>>> = HashMap::new();
+        for m in &mined {
+            fresh
+                .entry((m.anchor.as_str(), m.positive.as_str()))
+                .or_default()
+                .push_back(&m.negatives);
+        }
+        let (mut replaced, mut kept) = (0, 0);
+        let out: Vec<Example> = examples
+            .iter()
+            .map(|e| {
+                let new = fresh
+                    .get_mut(&(e.anchor.as_str(), e.positive.as_str()))
+                    .and_then(VecDeque::pop_front)
+                    .filter(|n| n.len() == e.negatives.len());
+                let negatives = match new {
+                    Some(n) => {
+                        replaced += 1;
+                        n.clone()
+                    }
+                    None => {
+                        kept += 1;
+                        e.negatives.clone()
+                    }
+                };
+                Example {
+                    anchor: e.anchor.clone(),
+                    positive: e.positive.clone(),
+                    negatives,
+                }
+            })
+            .collect();
+        write_grouped_jsonl(&path, &out)?;
+        tracing::info!(
+            "re-mined: {replaced} examples got new negatives, {kept} kept theirs; mean positive score {:.3}, mean negative {:.3} → {}",
+            report.mean_positive_score, report.mean_negative_score, path.display()
+        );
+        self.records.push(Remined {
+            epoch,
+            replaced,
+            kept,
+            report: Some(report),
+        });
+        Ok(out)
+    }
+}
+
 fn metrics(report: &embedtune_eval::Report) -> BTreeMap<String, f64> {
     report
         .metrics
@@ -256,6 +365,8 @@ impl Finetune {
             settings: TrainConfig::default(),
             prompts: None,
             mining: None,
+            remine_every: None,
+            guide: None,
             resume: None,
             overwrite: false,
             device_name: "cpu".into(),
@@ -286,6 +397,19 @@ impl Finetune {
         self
     }
 
+    /// Mines again with the model being trained before every `epochs`-th epoch (with
+    /// [`Finetune::mining`]'s settings).
+    pub fn remine_every(mut self, epochs: u64) -> Self {
+        self.remine_every = Some(epochs);
+        self
+    }
+
+    /// Guides the GIST losses with the model in `dir` instead of the starting model.
+    pub fn guide(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.guide = Some(dir.into());
+        self
+    }
+
     /// Continues the run saved in checkpoint `dir`.
     pub fn resume(mut self, dir: impl Into<PathBuf>) -> Self {
         self.resume = Some(dir.into());
@@ -312,10 +436,18 @@ impl Finetune {
             mut settings,
             prompts,
             mining,
+            remine_every,
+            guide,
             resume,
             overwrite,
             device_name,
         } = self;
+        if remine_every.is_some() && mining.is_none() {
+            return Err(TrainError::Config {
+                name: "remine_every",
+                reason: "re-mining needs mining settings".into(),
+            });
+        }
         check_output_dir(&output, Some(&model_dir), resume.is_some(), overwrite)?;
         let data_path = data.path().map(Path::to_path_buf);
         let opts = ReadOptions::default();
@@ -366,6 +498,7 @@ impl Finetune {
         };
 
         let mut mining_report = None;
+        let mut miner = None;
         if let Some(mut cfg) = mining {
             let Some(ds) = &dataset else {
                 return Err(TrainError::Config {
@@ -392,13 +525,34 @@ impl Finetune {
             );
             examples = mined;
             mining_report = Some(report);
+            if remine_every.is_some() {
+                miner = Some(JobMiner {
+                    corpus,
+                    config: cfg,
+                    output: output.clone(),
+                    resumed: resume.is_some(),
+                    records: Vec::new(),
+                });
+            }
         }
 
         let mut trainer = Trainer::<B>::new(settings.clone(), &output)?.overwrite(overwrite);
         if let Some(e) = evaluation.as_mut() {
             trainer = trainer.with_evaluator(e);
         }
+        if let Some(dir) = &guide {
+            let mut guide = SentenceEncoder::<B::InnerBackend>::load(dir, device)?;
+            if let Some(n) = settings.max_seq_len {
+                guide.set_max_seq_length(n)?;
+            }
+            trainer = trainer.with_guide(guide);
+        }
+        if let (Some(every), Some(m)) = (remine_every, miner.as_mut()) {
+            trainer = trainer.with_remining(every, m);
+        }
         let outcome = trainer.train(model, &examples, resume.as_deref())?;
+        drop(trainer);
+        let remining = miner.map(|m| m.records).unwrap_or_default();
 
         let final_model = outcome.model.valid();
         let final_model = if final_model.lora_config().is_some() {
@@ -448,6 +602,7 @@ impl Finetune {
             after: after.as_ref().map(metrics),
             best: outcome.best,
             mining: mining_report,
+            remining,
             train_seconds: outcome.train_seconds,
             texts_per_second: outcome.texts_per_second,
             wall_seconds: started.elapsed().as_secs_f64(),

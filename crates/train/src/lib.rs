@@ -65,12 +65,12 @@ mod optim;
 pub mod plot;
 mod trainer;
 
-pub use config::{LossConfig, TrainConfig};
+pub use config::{GistMargin, LossConfig, TrainConfig};
 pub use error::{CheckpointFault, Result, SettingChange, TrainError};
 pub use ir::IrEvaluation;
-pub use job::{EvalSet, Finetune, Report, TrainData};
+pub use job::{EvalSet, Finetune, Remined, Report, TrainData};
 pub use log::{peak_memory_mib, EvalRecord, Progress, RunLog, StepRecord};
 pub use optim::{
     clip_grad_norm, grad_norm, scale_grads, AdamW, AdamWConfig, LinearSchedule, NamedTensors,
 };
-pub use trainer::{check_output_dir, Best, Evaluate, StepStats, TrainOutcome, Trainer};
+pub use trainer::{check_output_dir, Best, Evaluate, Remine, StepStats, TrainOutcome, Trainer};

@@ -1,8 +1,8 @@
 //! Hard-negative mining with the current encoder and an exact index, as sentence-transformers'
-//! `mine_hard_negatives`: for each (query, positive), retrieve the top `range_max` passages,
-//! skip the first `range_min`, drop candidates that are positives of the query or score above
-//! `positive score − margin` or above `max_score` (likely unlabelled positives), and keep
-//! `num_negatives` of the rest (the best, or a seeded sample).
+//! `mine_hard_negatives`: for each query, score every passage, drop its positives and the
+//! candidates a margin, `max_score` or `min_score` marks as likely unlabelled positives, keep the
+//! best `range_max` of the rest, skip the first `range_min`, and take `num_negatives` (the best,
+//! or a seeded sample) for every pair of the query.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
@@ -24,23 +24,45 @@ use crate::error::{Result, TrainError};
 pub enum Sampling {
     /// The highest-scoring candidates.
     Top,
-    /// A random sample (seeded).
+    /// A random sample (seeded), sorted by score.
     Random,
 }
 
-/// Settings of [`mine_hard_negatives`].
+/// The shape of the mined examples (sentence-transformers' `output_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MiningOutput {
+    /// One example per (query, positive) with all its negatives (`n-tuple`): pairs that got
+    /// fewer than `num_negatives` are left out unless [`MiningConfig::drop_short`] is off.
+    #[default]
+    NTuple,
+    /// One (query, positive, negative) example per negative found (`triplet`).
+    Triplet,
+}
+
+/// Settings of [`mine_hard_negatives`], with the meaning of sentence-transformers'
+/// `mine_hard_negatives` arguments of the same names.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MiningConfig {
-    /// Negatives to keep per (query, positive).
+    /// Negatives to keep per query.
     pub num_negatives: usize,
-    /// Skip this many of the top candidates (they are the likeliest false negatives).
+    /// Skip this many of the best candidates left after the filters (the likeliest false
+    /// negatives).
     pub range_min: usize,
-    /// Consider at most this many top candidates.
+    /// Keep at most this many of the best candidates left after the filters (positives aside).
     pub range_max: usize,
-    /// Drop candidates scoring above `positive score − margin`.
-    pub margin: Option<f64>,
+    /// Drop candidates scoring above `positive − absolute_margin`, where `positive` is the
+    /// lowest score of the query's positives.
+    #[serde(default, alias = "margin")]
+    pub absolute_margin: Option<f64>,
+    /// Drop candidates scoring above `positive · (1 − relative_margin)`.
+    #[serde(default)]
+    pub relative_margin: Option<f64>,
     /// Drop candidates scoring above this.
     pub max_score: Option<f64>,
+    /// Drop candidates scoring below this.
+    #[serde(default)]
+    pub min_score: Option<f64>,
     /// Top or sampled.
     pub sampling: Sampling,
     /// Seed of the sampling.
@@ -51,11 +73,14 @@ pub struct MiningConfig {
     pub query_prompt: Option<String>,
     /// Prefix for passages.
     pub passage_prompt: Option<String>,
-    /// Leave out pairs that got fewer than `num_negatives` negatives (sentence-transformers'
-    /// `mine_hard_negatives` does the same). Default `true`: a batch trains with the same number
-    /// of negatives for every pair, so one pair without a negative would otherwise make the
-    /// trainer drop every pair's negatives ([`crate::Trainer`] uses as many as the example with
-    /// the fewest has).
+    /// One example per pair or per negative.
+    #[serde(default)]
+    pub output: MiningOutput,
+    /// With [`MiningOutput::NTuple`], leave out pairs that got fewer than `num_negatives`
+    /// negatives (sentence-transformers does the same). Default `true`: a batch trains with
+    /// the same number of negatives for every pair, so one pair without a negative would
+    /// otherwise make the trainer drop every pair's negatives ([`crate::Trainer`] uses as many
+    /// as the example with the fewest has).
     #[serde(default = "yes")]
     pub drop_short: bool,
 }
@@ -70,15 +95,50 @@ impl Default for MiningConfig {
             num_negatives: 1,
             range_min: 0,
             range_max: 50,
-            margin: None,
+            absolute_margin: None,
+            relative_margin: None,
             max_score: None,
+            min_score: None,
             sampling: Sampling::Top,
             seed: 42,
             batch_size: 32,
             query_prompt: None,
             passage_prompt: None,
+            output: MiningOutput::NTuple,
             drop_short: true,
         }
+    }
+}
+
+impl MiningConfig {
+    /// Checks the ranges before anything is encoded.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |reason: String| {
+            Err(TrainError::Config {
+                name: "mining",
+                reason,
+            })
+        };
+        if self.num_negatives == 0 || self.range_max <= self.range_min {
+            return bad(format!(
+                "need num_negatives > 0 and range_max ({}) > range_min ({})",
+                self.range_max, self.range_min
+            ));
+        }
+        for (name, value) in [
+            ("absolute_margin", self.absolute_margin),
+            ("relative_margin", self.relative_margin),
+            ("max_score", self.max_score),
+            ("min_score", self.min_score),
+        ] {
+            if value.is_some_and(|v| !v.is_finite()) {
+                return bad(format!("{name} must be a finite number"));
+            }
+        }
+        if self.relative_margin.is_some_and(|m| !(0.0..=1.0).contains(&m)) {
+            return bad("relative_margin must be in [0, 1]".into());
+        }
+        Ok(())
     }
 }
 
@@ -94,7 +154,7 @@ pub struct MiningReport {
     pub short: usize,
     /// Candidates dropped as positives of their query.
     pub dropped_positive: usize,
-    /// Candidates dropped by the margin or `max_score`.
+    /// Candidates dropped by a margin, `max_score` or `min_score`.
     pub dropped_score: usize,
     /// Mean score of the kept negatives.
     pub mean_negative_score: f64,
@@ -102,24 +162,77 @@ pub struct MiningReport {
     pub mean_positive_score: f64,
 }
 
-/// Mines hard negatives for `pairs` from `corpus` (every positive is added to the corpus too).
-/// Returns the examples with their negatives (existing negatives are replaced), without the
-/// pairs that got too few unless [`MiningConfig::drop_short`] is off.
+/// What [`select_negatives`] kept and dropped for one query.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Selection {
+    /// (passage, score) of the chosen negatives, best first.
+    pub negatives: Vec<(usize, f64)>,
+    /// Candidates dropped as positives.
+    pub dropped_positive: usize,
+    /// Candidates dropped by a margin, `max_score` or `min_score`.
+    pub dropped_score: usize,
+}
+
+/// The filters of [`mine_hard_negatives`] for one query: `hits` are (passage, score) pairs
+/// sorted best first, `positives` the query's positive passages and `positive_score` the lowest
+/// score among them. Drops positives and candidates failing a margin, `max_score` or
+/// `min_score`; keeps the best `range_max` of the rest, skips the first `range_min` of those,
+/// and returns the best `num_negatives` (or, with [`Sampling::Random`], a sample of them drawn
+/// with `rng`, sorted by score).
+pub fn select_negatives(
+    hits: &[(usize, f64)],
+    positives: &BTreeSet<usize>,
+    positive_score: f64,
+    config: &MiningConfig,
+    rng: &mut impl rand::Rng,
+) -> Selection {
+    let mut out = Selection::default();
+    let mut kept = Vec::new();
+    for &(doc, score) in hits {
+        if positives.contains(&doc) {
+            out.dropped_positive += 1;
+            continue;
+        }
+        let fails = config
+            .absolute_margin
+            .is_some_and(|m| score + m > positive_score)
+            || config
+                .relative_margin
+                .is_some_and(|m| score > positive_score * (1.0 - m))
+            || config.max_score.is_some_and(|m| score > m)
+            || config.min_score.is_some_and(|m| score < m);
+        if fails {
+            out.dropped_score += 1;
+            continue;
+        }
+        kept.push((doc, score));
+    }
+    kept.truncate(config.range_max);
+    let mut kept: Vec<(usize, f64)> = kept.into_iter().skip(config.range_min).collect();
+    if config.sampling == Sampling::Random {
+        let k = config.num_negatives.min(kept.len());
+        let (sample, _) = kept.partial_shuffle(rng, k);
+        let mut sample = sample.to_vec();
+        sample.sort_by(|a, b| b.1.total_cmp(&a.1));
+        kept = sample;
+    }
+    kept.truncate(config.num_negatives);
+    out.negatives = kept;
+    out
+}
+
+/// Mines hard negatives for `pairs` from `corpus` (every positive is added to the corpus too),
+/// as sentence-transformers' `mine_hard_negatives`: each query is scored against every passage
+/// (cosine), its candidates go through [`select_negatives`], and every pair of the query gets
+/// the same negatives. Returns the examples with their negatives (existing negatives are
+/// replaced) in [`MiningConfig::output`]'s shape.
 pub fn mine_hard_negatives<B: Backend>(
     model: &SentenceEncoder<B>,
     pairs: &[Example],
     corpus: &[String],
     config: &MiningConfig,
 ) -> Result<(Vec<Example>, MiningReport)> {
-    if config.range_max <= config.range_min || config.num_negatives == 0 {
-        return Err(TrainError::Config {
-            name: "mining",
-            reason: format!(
-                "need num_negatives > 0 and range_max ({}) > range_min ({})",
-                config.range_max, config.range_min
-            ),
-        });
-    }
+    config.validate()?;
     // Unique passages: the corpus, then positives not in it.
     let mut passages: Vec<String> = Vec::new();
     let mut seen: HashMap<&str, usize> = HashMap::new();
@@ -161,72 +274,66 @@ pub fn mine_hard_negatives<B: Backend>(
     let mut index = FlatIndex::new(dim, Metric::InnerProduct)?;
     let ids: Vec<String> = (0..passages.len()).map(|i| format!("{i:09}")).collect();
     index.add(&ids, &passage_vecs)?;
-    let k = config.range_max.min(passages.len());
+    // Enough candidates that `range_max` remain once the query's positives are removed.
+    let most_positives = positives_of.values().map(BTreeSet::len).max().unwrap_or(0);
+    let k = (config.range_max + most_positives).min(passages.len());
     let hits = index.search_batch(&query_vecs, k)?;
-    let hits_of: HashMap<&str, Vec<(usize, f32)>> = queries
-        .iter()
-        .zip(hits)
-        .map(|(q, h)| {
-            let list = h
-                .into_iter()
-                .filter_map(|hit| Some((hit.id.parse::<usize>().ok()?, hit.score)))
-                .collect();
-            (*q, list)
-        })
-        .collect();
-    let query_index: HashMap<&str, usize> =
-        queries.iter().enumerate().map(|(i, q)| (*q, i)).collect();
 
     let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
     let mut report = MiningReport {
         pairs: pairs.len(),
         ..Default::default()
     };
-    let (mut neg_sum, mut neg_n, mut pos_sum) = (0.0, 0usize, 0.0);
+    let mut chosen: HashMap<&str, Selection> = HashMap::new();
+    let mut pos_sum = 0.0;
+    for (qi, (query, hits)) in queries.iter().zip(hits).enumerate() {
+        let hits: Vec<(usize, f64)> = hits
+            .into_iter()
+            .filter_map(|hit| Some((hit.id.parse::<usize>().ok()?, hit.score as f64)))
+            .collect();
+        let positives = &positives_of[query];
+        let scores: Vec<f64> = positives
+            .iter()
+            .map(|&p| dot(&query_vecs[qi], &passage_vecs[p]))
+            .collect();
+        let lowest = scores.iter().copied().fold(f64::INFINITY, f64::min);
+        let selection = select_negatives(&hits, positives, lowest, config, &mut rng);
+        report.dropped_positive += selection.dropped_positive;
+        report.dropped_score += selection.dropped_score;
+        chosen.insert(query, selection);
+    }
+
+    let (mut neg_sum, mut neg_n) = (0.0, 0usize);
     let mut out = Vec::with_capacity(pairs.len());
+    let query_index: HashMap<&str, usize> =
+        queries.iter().enumerate().map(|(i, q)| (*q, i)).collect();
     for p in pairs {
         let qi = query_index[p.anchor.as_str()];
-        let pi = seen[p.positive.as_str()];
-        let pos_score = dot(&query_vecs[qi], &passage_vecs[pi]);
-        pos_sum += pos_score;
-        let positives = &positives_of[p.anchor.as_str()];
-        let mut candidates = Vec::new();
-        for &(doc, score) in hits_of[p.anchor.as_str()].iter().skip(config.range_min) {
-            if positives.contains(&doc) {
-                report.dropped_positive += 1;
-                continue;
-            }
-            let score = score as f64;
-            let too_close = config.margin.is_some_and(|m| score > pos_score - m);
-            let too_high = config.max_score.is_some_and(|m| score > m);
-            if too_close || too_high {
-                report.dropped_score += 1;
-                continue;
-            }
-            candidates.push((doc, score));
-        }
-        if config.sampling == Sampling::Random {
-            candidates.shuffle(&mut rng);
-        }
-        candidates.truncate(config.num_negatives);
-        if candidates.len() == config.num_negatives {
+        pos_sum += dot(&query_vecs[qi], &passage_vecs[seen[p.positive.as_str()]]);
+        let negatives = &chosen[p.anchor.as_str()].negatives;
+        if negatives.len() == config.num_negatives {
             report.complete += 1;
         } else {
             report.short += 1;
-            if config.drop_short {
+            if config.output == MiningOutput::NTuple && config.drop_short {
                 continue;
             }
         }
-        neg_sum += candidates.iter().map(|c| c.1).sum::<f64>();
-        neg_n += candidates.len();
-        out.push(Example {
-            anchor: p.anchor.clone(),
-            positive: p.positive.clone(),
-            negatives: candidates
-                .into_iter()
-                .map(|(d, _)| passages[d].clone())
-                .collect(),
-        });
+        neg_sum += negatives.iter().map(|c| c.1).sum::<f64>();
+        neg_n += negatives.len();
+        let texts = negatives.iter().map(|&(d, _)| passages[d].clone());
+        match config.output {
+            MiningOutput::NTuple => out.push(Example {
+                anchor: p.anchor.clone(),
+                positive: p.positive.clone(),
+                negatives: texts.collect(),
+            }),
+            MiningOutput::Triplet => out.extend(texts.map(|n| Example {
+                anchor: p.anchor.clone(),
+                positive: p.positive.clone(),
+                negatives: vec![n],
+            })),
+        }
     }
     report.mean_negative_score = neg_sum / neg_n.max(1) as f64;
     report.mean_positive_score = pos_sum / pairs.len() as f64;

@@ -7,10 +7,10 @@ use std::time::Instant;
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{ElementConversion, Tensor};
+use burn::tensor::{ElementConversion, Tensor, TensorData};
 use embedtune_data::{BatchSampler, Example};
-use embedtune_encoder::SentenceEncoder;
-use embedtune_losses::{CachedLoss, LossError, MultipleNegativesRankingLoss};
+use embedtune_encoder::{EncodeOptions, SentenceEncoder};
+use embedtune_losses::{CachedLoss, EmbeddingLoss, LossError, MultipleNegativesRankingLoss};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{self, Checkpoint, Fingerprints, TrainerState};
@@ -23,6 +23,21 @@ use crate::optim::{clip_grad_norm, grad_norm, scale_grads, AdamW, LinearSchedule
 pub trait Evaluate<B: Backend> {
     /// Metrics of `model`, by name (`ndcg@10`, `recall@10`, …); higher is better.
     fn evaluate(&mut self, model: &SentenceEncoder<B>) -> Result<BTreeMap<String, f64>>;
+}
+
+/// Replaces the training examples between epochs (re-mining hard negatives with the model
+/// being trained, ANCE-style): see [`Trainer::with_remining`].
+pub trait Remine<B: Backend> {
+    /// The examples to train on from epoch `epoch` (0-based) on, given the current `examples`
+    /// and the model as it is after the previous epoch. When a run resumes, it is called again
+    /// for every re-mining epoch up to the resumed one (with the resumed model): it must then
+    /// return what it returned the first time (the job's miner reads back the file it wrote).
+    fn remine(
+        &mut self,
+        model: &SentenceEncoder<B>,
+        examples: &[Example],
+        epoch: u64,
+    ) -> Result<Vec<Example>>;
 }
 
 /// The best evaluation seen, and where its model was saved.
@@ -78,6 +93,10 @@ pub struct Trainer<'e, B: AutodiffBackend> {
     stop_after: Option<u64>,
     /// A fresh run may remove a previous run's checkpoints, best model and log.
     overwrite: bool,
+    /// The guide model of the GIST losses (default: the starting model, frozen).
+    guide: Option<SentenceEncoder<B::InnerBackend>>,
+    /// Every this many epochs, the examples are replaced by the miner's.
+    remining: Option<(u64, &'e mut dyn Remine<B::InnerBackend>)>,
 }
 
 /// A stable 64-bit mix of several numbers (splitmix64 over each), for derived seeds.
@@ -106,7 +125,28 @@ impl<'e, B: AutodiffBackend> Trainer<'e, B> {
             evaluator: None,
             stop_after: None,
             overwrite: false,
+            guide: None,
+            remining: None,
         })
+    }
+
+    /// Before every `every`-th epoch (epochs `every`, `2·every`, …), replaces the training
+    /// examples by what `miner` returns for the model trained so far. The number of steps (and
+    /// so the learning-rate schedule) is fixed at the start from the first examples; an epoch
+    /// of re-mined examples trains the batches the sampler yields for them, and the run stops
+    /// at that number of steps.
+    pub fn with_remining(mut self, every: u64, miner: &'e mut dyn Remine<B::InnerBackend>) -> Self {
+        self.remining = Some((every.max(1), miner));
+        self
+    }
+
+    /// The guide of the GIST losses ([`LossConfig::Gist`], [`LossConfig::CachedGist`]): it
+    /// embeds every batch once, without gradients, and its scores decide which in-batch and
+    /// hard negatives are left out. Without it [`Trainer::train`] uses the starting model,
+    /// frozen. Its prompts are the training's.
+    pub fn with_guide(mut self, guide: SentenceEncoder<B::InnerBackend>) -> Self {
+        self.guide = Some(guide);
+        self
     }
 
     /// Lets a fresh run (no `resume`) replace a previous run's checkpoints, best model and log
@@ -198,7 +238,7 @@ impl<'e, B: AutodiffBackend> Trainer<'e, B> {
     ) -> Result<TrainOutcome<B>> {
         let started = Instant::now();
         let cfg = self.config.clone();
-        let examples = self.prepare(examples)?;
+        let mut examples = self.prepare(examples)?;
         let device = model.device();
         let mut model = model;
         if let Some(n) = cfg.max_seq_len {
@@ -207,6 +247,10 @@ impl<'e, B: AutodiffBackend> Trainer<'e, B> {
 
         if let Some(source) = model.source() {
             check_overlap(&self.output_dir, source)?;
+        }
+        if cfg.loss.gist().is_some() && self.guide.is_none() {
+            // The starting model (before adapters and before any resumed weights), frozen.
+            self.guide = Some(model.valid());
         }
         if resume.is_none() {
             self.claim_output_dir()?;
@@ -271,6 +315,13 @@ impl<'e, B: AutodiffBackend> Trainer<'e, B> {
         'outer: for epoch in 0u64.. {
             if epoch_start >= total_steps {
                 break;
+            }
+            if let Some((every, miner)) = self.remining.as_mut() {
+                if epoch > 0 && epoch % *every == 0 {
+                    let valid = model.valid();
+                    let mined = progress.suspend(|| miner.remine(&valid, &examples, epoch))?;
+                    examples = self.prepare(&mined)?;
+                }
             }
             let batches = match first_epoch.take() {
                 Some(b) => b,
@@ -475,7 +526,7 @@ impl<'e, B: AutodiffBackend> Trainer<'e, B> {
                 Err(e) => return Err(e),
             };
             let mut grads = grads;
-            if group.len() > 1 && matches!(cfg.loss, LossConfig::CachedMnrl { .. }) {
+            if group.len() > 1 && cfg.loss.mini_batch().is_some() {
                 scale_grads::<B, _>(model, &mut grads, scale);
             }
             total_loss += loss * scale;
@@ -495,45 +546,110 @@ impl<'e, B: AutodiffBackend> Trainer<'e, B> {
         micro_batches: usize,
         device: &B::Device,
     ) -> Result<(f64, GradientsParams)> {
-        Ok(match &self.config.loss {
+        let cfg = &self.config.loss;
+        if let Some(gist) = cfg.gist() {
+            let guided = gist.with_guide(self.guide_columns(columns, device)?);
+            return match cfg.mini_batch() {
+                Some(mb) => self.cached(guided, mb, model, columns, seed, device),
+                None => self.plain(&guided, model, columns, seed, scale, micro_batches, device),
+            };
+        }
+        match cfg {
             LossConfig::CachedMnrl {
                 scale: s,
                 mini_batch,
             } => {
-                let loss = CachedLoss::new(
-                    MultipleNegativesRankingLoss::new().with_scale(*s),
-                    *mini_batch,
-                )?
-                .with_seed(seed);
-                let sizes: Vec<usize> = columns.iter().map(Vec::len).collect();
-                let out =
-                    loss.forward_backward(model, &sizes, None, |m: &SentenceEncoder<B>, mb| {
-                        B::seed(device, mb.seed);
-                        let texts: Vec<&str> = columns[mb.column][mb.range.clone()].to_vec();
-                        m.embed(&texts, self.prompt(mb.column))
-                    })?;
-                let value: f64 = out.loss.into_scalar().elem();
-                (value, out.grads)
+                let mnrl = MultipleNegativesRankingLoss::new().with_scale(*s);
+                self.cached(mnrl, *mini_batch, model, columns, seed, device)
             }
             other => {
-                B::seed(device, seed);
                 let loss_fn = other.build::<B>()?;
-                let embeddings = columns
-                    .iter()
-                    .enumerate()
-                    .map(|(c, texts)| model.embed(texts, self.prompt(c)))
-                    .collect::<std::result::Result<Vec<Tensor<B, 2>>, _>>()?;
-                let loss = loss_fn.loss(&embeddings, None)?;
-                let value: f64 = loss.clone().into_scalar().elem();
-                let loss = if micro_batches > 1 {
-                    loss.mul_scalar(scale)
-                } else {
-                    loss
-                };
-                let grads = GradientsParams::from_grads(loss.backward(), model);
-                (value, grads)
+                self.plain(
+                    loss_fn.as_ref(),
+                    model,
+                    columns,
+                    seed,
+                    scale,
+                    micro_batches,
+                    device,
+                )
             }
-        })
+        }
+    }
+
+    /// `loss` over the batch with GradCache, `mini_batch` texts in the graph at a time.
+    fn cached<L: EmbeddingLoss<B>>(
+        &self,
+        loss: L,
+        mini_batch: usize,
+        model: &SentenceEncoder<B>,
+        columns: &[Vec<&str>],
+        seed: u64,
+        device: &B::Device,
+    ) -> Result<(f64, GradientsParams)> {
+        let loss = CachedLoss::new(loss, mini_batch)?.with_seed(seed);
+        let sizes: Vec<usize> = columns.iter().map(Vec::len).collect();
+        let out = loss.forward_backward(model, &sizes, None, |m: &SentenceEncoder<B>, mb| {
+            B::seed(device, mb.seed);
+            let texts: Vec<&str> = columns[mb.column][mb.range.clone()].to_vec();
+            m.embed(&texts, self.prompt(mb.column))
+        })?;
+        let value: f64 = out.loss.into_scalar().elem();
+        Ok((value, out.grads))
+    }
+
+    /// `loss` over the batch in one graph.
+    #[allow(clippy::too_many_arguments)]
+    fn plain(
+        &self,
+        loss_fn: &dyn EmbeddingLoss<B>,
+        model: &SentenceEncoder<B>,
+        columns: &[Vec<&str>],
+        seed: u64,
+        scale: f64,
+        micro_batches: usize,
+        device: &B::Device,
+    ) -> Result<(f64, GradientsParams)> {
+        B::seed(device, seed);
+        let embeddings = columns
+            .iter()
+            .enumerate()
+            .map(|(c, texts)| model.embed(texts, self.prompt(c)))
+            .collect::<std::result::Result<Vec<Tensor<B, 2>>, _>>()?;
+        let loss = loss_fn.loss(&embeddings, None)?;
+        let value: f64 = loss.clone().into_scalar().elem();
+        let loss = if micro_batches > 1 {
+            loss.mul_scalar(scale)
+        } else {
+            loss
+        };
+        let grads = GradientsParams::from_grads(loss.backward(), model);
+        Ok((value, grads))
+    }
+
+    /// The guide's embeddings of every column (no gradients), as constants of `B`.
+    fn guide_columns(&self, columns: &[Vec<&str>], device: &B::Device) -> Result<Vec<Tensor<B, 2>>> {
+        let Some(guide) = &self.guide else {
+            return Err(TrainError::Config {
+                name: "loss",
+                reason: "GISTEmbed needs a guide model".into(),
+            });
+        };
+        columns
+            .iter()
+            .enumerate()
+            .map(|(c, texts)| {
+                let opts = EncodeOptions {
+                    batch_size: texts.len().max(1),
+                    prompt: self.prompt(c).map(str::to_string),
+                    normalize: Some(true),
+                };
+                let embeddings = guide.encode(texts, &opts)?;
+                let (rows, dim) = (embeddings.len(), embeddings.dim());
+                let data = TensorData::new(embeddings.into_vec(), [rows, dim]);
+                Ok(Tensor::<B, 2>::from_data(data, device))
+            })
+            .collect()
     }
 
     fn prompt(&self, column: usize) -> Option<&str> {

@@ -794,7 +794,7 @@ fn mining_finds_negatives_that_are_not_positives() {
     }
     // With a margin above every score difference, nothing passes.
     let strict = MiningConfig {
-        margin: Some(10.0),
+        absolute_margin: Some(10.0),
         ..cfg.clone()
     };
     let (none, report) = mine_hard_negatives(&model, &pairs, &corpus, &strict).expect("mine");
