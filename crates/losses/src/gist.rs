@@ -133,8 +133,10 @@ impl GistEmbedLoss {
             });
         }
 
-        let sim = |x: &Tensor<B, 2>, y: &Tensor<B, 2>| Similarity::Cosine.matrix(x.clone(), y.clone());
-        let guide_sim = |x: &Tensor<B, 2>, y: &Tensor<B, 2>| sim(&x.clone().detach(), &y.clone().detach());
+        let sim =
+            |x: &Tensor<B, 2>, y: &Tensor<B, 2>| Similarity::Cosine.matrix(x.clone(), y.clone());
+        let guide_sim =
+            |x: &Tensor<B, 2>, y: &Tensor<B, 2>| sim(&x.clone().detach(), &y.clone().detach());
         let guide_ap = guide_sim(&ga, &gp);
         let own = diagonal(guide_ap.clone()).reshape([n, 1]);
         let threshold = match self.margin_strategy {
@@ -162,7 +164,10 @@ impl GistEmbedLoss {
             blocks.push(masked(sim(&p, &p), false_negatives(guide_sim(&gp, &gp))));
         }
         for (neg, guide_neg) in negatives.iter().zip(&guide_negatives) {
-            blocks.push(masked(sim(&a, neg), false_negatives(guide_sim(&ga, guide_neg))));
+            blocks.push(masked(
+                sim(&a, neg),
+                false_negatives(guide_sim(&ga, guide_neg)),
+            ));
         }
         let logits = Tensor::cat(blocks, 1).div_scalar(self.temperature);
         let positive = diagonal(logits.clone());

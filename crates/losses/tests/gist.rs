@@ -40,11 +40,22 @@ fn loss_for(case: &Case) -> GistEmbedLoss {
         Some(other) => panic!("unknown margin strategy {other}"),
     };
     GistEmbedLoss::new()
-        .with_temperature(p.get("temperature").and_then(Value::as_f64).unwrap_or(d.temperature))
-        .with_margin(strategy, p.get("margin").and_then(Value::as_f64).unwrap_or(d.margin))
+        .with_temperature(
+            p.get("temperature")
+                .and_then(Value::as_f64)
+                .unwrap_or(d.temperature),
+        )
+        .with_margin(
+            strategy,
+            p.get("margin").and_then(Value::as_f64).unwrap_or(d.margin),
+        )
         .with_contrast(
-            p.get("contrast_anchors").and_then(Value::as_bool).unwrap_or(d.contrast_anchors),
-            p.get("contrast_positives").and_then(Value::as_bool).unwrap_or(d.contrast_positives),
+            p.get("contrast_anchors")
+                .and_then(Value::as_bool)
+                .unwrap_or(d.contrast_anchors),
+            p.get("contrast_positives")
+                .and_then(Value::as_bool)
+                .unwrap_or(d.contrast_positives),
         )
 }
 
@@ -109,7 +120,11 @@ fn cached<B: AutodiffBackend>(case: &Case) -> (f64, f64) {
         .iter()
         .zip(&case.grads)
         .map(|(p, want)| {
-            let got = values(out.grads.get::<B::InnerBackend, 2>(p.id).expect("a gradient"));
+            let got = values(
+                out.grads
+                    .get::<B::InnerBackend, 2>(p.id)
+                    .expect("a gradient"),
+            );
             rel_err(&got, &want.iter().flatten().copied().collect::<Vec<_>>())
         })
         .fold(0.0, f64::max);
@@ -120,11 +135,19 @@ fn cached<B: AutodiffBackend>(case: &Case) -> (f64, f64) {
 pub fn check<B: AutodiffBackend>(backend: &str, tol: f64) {
     let fixture = fixture();
     let names: Vec<&str> = fixture.cases.iter().map(|c| c.name.as_str()).collect();
-    assert!(names.contains(&"cached_two_negatives") && names.len() >= 6, "{names:?}");
+    assert!(
+        names.contains(&"cached_two_negatives") && names.len() >= 6,
+        "{names:?}"
+    );
     let mut failures = Vec::new();
     for case in &fixture.cases {
-        for (how, (loss_err, grad_err)) in [("direct", direct::<B>(case)), ("cached", cached::<B>(case))] {
-            eprintln!("{backend} {:<22} {how}: loss rel err {loss_err:.3e}  grad rel err {grad_err:.3e}", case.name);
+        for (how, (loss_err, grad_err)) in
+            [("direct", direct::<B>(case)), ("cached", cached::<B>(case))]
+        {
+            eprintln!(
+                "{backend} {:<22} {how}: loss rel err {loss_err:.3e}  grad rel err {grad_err:.3e}",
+                case.name
+            );
             if !(loss_err <= tol && grad_err <= tol) {
                 failures.push(format!("{} ({how})", case.name));
             }
@@ -145,6 +168,9 @@ pub fn errors<B: AutodiffBackend>() {
     let short: Vec<Tensor<B, 2>> = guide.iter().map(|g| g.clone().narrow(0, 0, 3)).collect();
     let err = loss.forward(&inputs, &short).unwrap_err();
     assert_eq!(err.to_string(), "guide anchors has 3 rows, anchors 6");
-    let err = loss.with_temperature(0.0).forward(&inputs, &guide).unwrap_err();
+    let err = loss
+        .with_temperature(0.0)
+        .forward(&inputs, &guide)
+        .unwrap_err();
     assert!(matches!(err, LossError::InvalidParameter { .. }), "{err}");
 }

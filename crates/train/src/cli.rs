@@ -247,7 +247,8 @@ pub enum OutputName {
 impl FinetuneArgs {
     /// The loss the flags name, with its parameters.
     fn loss(&self) -> Result<LossConfig> {
-        let mut loss = LossConfig::from_name(&name(self.loss), self.mini_batch, &self.matryoshka_dims)?;
+        let mut loss =
+            LossConfig::from_name(&name(self.loss), self.mini_batch, &self.matryoshka_dims)?;
         let strategy = match self.gist_margin_strategy {
             MarginName::Absolute => GistMargin::Absolute,
             MarginName::Relative => GistMargin::Relative,

@@ -280,7 +280,10 @@ impl<B: Backend> Remine<B> for JobMiner {
         if self.resumed && path.is_file() {
             let back = read_examples(&path, &ReadOptions::default())?.items;
             if back.len() == examples.len() {
-                tracing::info!("re-mined examples of epoch {epoch} read back from {}", path.display());
+                tracing::info!(
+                    "re-mined examples of epoch {epoch} read back from {}",
+                    path.display()
+                );
                 return Ok(back);
             }
         }

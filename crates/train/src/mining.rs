@@ -135,7 +135,10 @@ impl MiningConfig {
                 return bad(format!("{name} must be a finite number"));
             }
         }
-        if self.relative_margin.is_some_and(|m| !(0.0..=1.0).contains(&m)) {
+        if self
+            .relative_margin
+            .is_some_and(|m| !(0.0..=1.0).contains(&m))
+        {
             return bad("relative_margin must be in [0, 1]".into());
         }
         Ok(())

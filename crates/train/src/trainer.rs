@@ -628,7 +628,11 @@ impl<'e, B: AutodiffBackend> Trainer<'e, B> {
     }
 
     /// The guide's embeddings of every column (no gradients), as constants of `B`.
-    fn guide_columns(&self, columns: &[Vec<&str>], device: &B::Device) -> Result<Vec<Tensor<B, 2>>> {
+    fn guide_columns(
+        &self,
+        columns: &[Vec<&str>],
+        device: &B::Device,
+    ) -> Result<Vec<Tensor<B, 2>>> {
         let Some(guide) = &self.guide else {
             return Err(TrainError::Config {
                 name: "loss",

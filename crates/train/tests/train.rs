@@ -12,10 +12,13 @@ use burn_ndarray::NdArray;
 use embedtune_data::Example;
 use embedtune_encoder::{testing, EncodeOptions, LoraConfig, SentenceEncoder, TransformerConfig};
 use embedtune_train::checkpoint::{self, Checkpoint, Fingerprints};
-use embedtune_train::mining::{mine_hard_negatives, write_grouped_jsonl, MiningConfig};
+use embedtune_train::mining::{
+    mine_hard_negatives, select_negatives, write_grouped_jsonl, MiningConfig, MiningOutput,
+    Sampling,
+};
 use embedtune_train::{
-    clip_grad_norm, AdamW, AdamWConfig, CheckpointFault, Evaluate, LinearSchedule, LossConfig,
-    SettingChange, TrainConfig, TrainError, Trainer,
+    clip_grad_norm, AdamW, AdamWConfig, CheckpointFault, Evaluate, GistMargin, LinearSchedule,
+    LossConfig, Remine, SettingChange, TrainConfig, TrainError, Trainer,
 };
 
 mod crash;
@@ -824,6 +827,243 @@ fn mining_finds_negatives_that_are_not_positives() {
         }
     )
     .is_err());
+}
+
+/// The filters of `mine_hard_negatives` on a hand-made candidate list, each result checked by
+/// hand against sentence-transformers' rules (a candidate is dropped when `score + absolute >
+/// positive`, `score > positive · (1 − relative)`, `score > max_score` or `score < min_score`;
+/// `range_max` and `range_min` apply to what the filters leave).
+#[test]
+fn mining_filters_match_sentence_transformers_rules() {
+    // Passage 1 is the query's positive (its lowest positive scores 0.88).
+    let hits = [
+        (0, 0.95),
+        (1, 0.90),
+        (2, 0.85),
+        (3, 0.80),
+        (4, 0.70),
+        (5, 0.60),
+        (6, 0.40),
+    ];
+    let positives = [1usize].into_iter().collect();
+    let base = MiningConfig {
+        num_negatives: 3,
+        ..Default::default()
+    };
+    let pick = |cfg: &MiningConfig| {
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(cfg.seed);
+        let s = select_negatives(&hits, &positives, 0.88, cfg, &mut rng);
+        let docs: Vec<usize> = s.negatives.iter().map(|n| n.0).collect();
+        (docs, s.dropped_positive, s.dropped_score)
+    };
+    // No filter: the best three that are not positives.
+    assert_eq!(pick(&base), (vec![0, 2, 3], 1, 0));
+    // Absolute margin 0.05: scores above 0.83 go (0 and 2).
+    let abs = MiningConfig {
+        absolute_margin: Some(0.05),
+        ..base.clone()
+    };
+    assert_eq!(pick(&abs), (vec![3, 4, 5], 1, 2));
+    // Relative margin 0.1: scores above 0.88 · 0.9 = 0.792 go (0, 2 and 3).
+    let rel = MiningConfig {
+        relative_margin: Some(0.1),
+        ..base.clone()
+    };
+    assert_eq!(pick(&rel), (vec![4, 5, 6], 1, 3));
+    // max_score 0.82 drops 0 and 2, min_score 0.5 drops 6.
+    let band = MiningConfig {
+        max_score: Some(0.82),
+        min_score: Some(0.5),
+        ..base.clone()
+    };
+    assert_eq!(pick(&band), (vec![3, 4, 5], 1, 3));
+    // range_max 4 keeps 0, 2, 3, 4 of the candidates; range_min 1 then skips 0.
+    let range = MiningConfig {
+        range_min: 1,
+        range_max: 4,
+        ..base.clone()
+    };
+    assert_eq!(pick(&range), (vec![2, 3, 4], 1, 0));
+    // Too few left: fewer negatives (the pair is short).
+    let few = MiningConfig {
+        range_min: 1,
+        range_max: 3,
+        ..base.clone()
+    };
+    assert_eq!(pick(&few).0, vec![2, 3]);
+    // Random: two of the allowed four (range 1..5 → 2, 3, 4, 5), best first, the same for a seed.
+    let random = MiningConfig {
+        num_negatives: 2,
+        range_min: 1,
+        range_max: 5,
+        sampling: Sampling::Random,
+        ..base.clone()
+    };
+    let (docs, _, _) = pick(&random);
+    assert_eq!(docs.len(), 2);
+    assert!(docs.iter().all(|d| [2, 3, 4, 5].contains(d)), "{docs:?}");
+    assert!(docs[0] < docs[1], "sorted by score: {docs:?}");
+    assert_eq!(pick(&random).0, docs);
+    let draws: std::collections::BTreeSet<Vec<usize>> = (0..20)
+        .map(|seed| {
+            pick(&MiningConfig {
+                seed,
+                ..random.clone()
+            })
+            .0
+        })
+        .collect();
+    assert!(draws.len() > 1, "the sample depends on the seed");
+    // Settings out of range are errors before anything is encoded.
+    for bad in [
+        MiningConfig {
+            relative_margin: Some(1.5),
+            ..base.clone()
+        },
+        MiningConfig {
+            absolute_margin: Some(f64::NAN),
+            ..base.clone()
+        },
+        MiningConfig {
+            range_min: 5,
+            range_max: 5,
+            ..base.clone()
+        },
+        MiningConfig {
+            num_negatives: 0,
+            ..base.clone()
+        },
+    ] {
+        assert!(bad.validate().is_err(), "{bad:?}");
+    }
+}
+
+/// Mined examples as triplets: one example per negative, all of the query's.
+#[test]
+fn mining_writes_triplets_with_the_same_negatives_for_every_positive_of_a_query() {
+    let _serial = serial();
+    let model = tiny_model().valid();
+    let mut pairs: Vec<Example> = examples()
+        .into_iter()
+        .map(|e| Example::pair(e.anchor, e.positive))
+        .collect();
+    // A second positive for the first query.
+    pairs.push(Example::pair(
+        pairs[0].anchor.clone(),
+        pairs[2].positive.clone(),
+    ));
+    let corpus: Vec<String> = examples().into_iter().flat_map(|e| e.negatives).collect();
+    let cfg = MiningConfig {
+        num_negatives: 2,
+        range_max: 10,
+        output: MiningOutput::Triplet,
+        ..Default::default()
+    };
+    let (mined, report) = mine_hard_negatives(&model, &pairs, &corpus, &cfg).expect("mine");
+    assert_eq!(report.complete, pairs.len());
+    assert_eq!(mined.len(), 2 * pairs.len());
+    assert!(mined.iter().all(|e| e.negatives.len() == 1));
+    let of = |positive: &str| -> Vec<String> {
+        mined
+            .iter()
+            .filter(|e| e.anchor == pairs[0].anchor && e.positive == positive)
+            .map(|e| e.negatives[0].clone())
+            .collect()
+    };
+    let (first, second) = (of(&pairs[0].positive), of(&pairs[2].positive));
+    assert_eq!(first.len(), 2);
+    assert_eq!(first, second, "negatives are mined per query");
+    assert!(!first.contains(&pairs[0].positive) && !first.contains(&pairs[2].positive));
+}
+
+/// A re-miner for tests: rotates every example's negative to the next example's and counts
+/// its calls.
+struct Rotate {
+    epochs: Vec<u64>,
+}
+
+impl Remine<I> for Rotate {
+    fn remine(
+        &mut self,
+        _model: &SentenceEncoder<I>,
+        examples: &[Example],
+        epoch: u64,
+    ) -> Result<Vec<Example>, TrainError> {
+        self.epochs.push(epoch);
+        let n = examples.len();
+        Ok((0..n)
+            .map(|i| Example {
+                negatives: examples[(i + 1) % n].negatives.clone(),
+                ..examples[i].clone()
+            })
+            .collect())
+    }
+}
+
+#[test]
+fn gist_trains_with_a_frozen_guide_its_cached_form_agrees_and_remining_runs_between_epochs() {
+    let _serial = serial();
+    let gist = LossConfig::Gist {
+        temperature: 0.05,
+        margin: 0.0,
+        margin_strategy: GistMargin::Absolute,
+    };
+    let cached = LossConfig::CachedGist {
+        temperature: 0.05,
+        margin: 0.0,
+        margin_strategy: GistMargin::Absolute,
+        mini_batch: 3,
+    };
+    // Without dropout both forms compute the same function.
+    let deterministic = || {
+        let tokenizer = testing::tiny_tokenizer(32).expect("tokenizer");
+        let mut config =
+            TransformerConfig::tiny_bert(tokenizer.vocab_size(), 32, 2, 4).expect("config");
+        config.hidden_dropout_prob = 0.0;
+        config.attention_probs_dropout_prob = 0.0;
+        AD::seed(&Default::default(), 1);
+        SentenceEncoder::<AD>::random(config, tokenizer, &Default::default()).expect("model")
+    };
+    let mut first_losses = Vec::new();
+    for loss in [gist.clone(), cached] {
+        let out = tempfile::tempdir().expect("tmp");
+        let cfg = TrainConfig {
+            loss,
+            max_steps: Some(2),
+            ..settings()
+        };
+        let outcome = Trainer::<AD>::new(cfg, out.path())
+            .expect("trainer")
+            .train(deterministic(), &examples(), None)
+            .expect("train");
+        assert_eq!(outcome.steps, 2);
+        assert!(outcome
+            .history
+            .iter()
+            .all(|r| r.loss.is_finite() && r.loss > 0.0));
+        first_losses.push(outcome.history[0].loss);
+    }
+    let (plain, cached) = (first_losses[0], first_losses[1]);
+    assert!(
+        (plain - cached).abs() <= 1e-5 * plain.abs(),
+        "GradCache changed the loss: {plain} vs {cached}"
+    );
+
+    // Re-mining before epochs 2 and 4 of 5.
+    let out = tempfile::tempdir().expect("tmp");
+    let cfg = TrainConfig {
+        loss: gist,
+        epochs: 5,
+        ..settings()
+    };
+    let mut miner = Rotate { epochs: Vec::new() };
+    let outcome = Trainer::<AD>::new(cfg.clone(), out.path())
+        .expect("trainer")
+        .with_remining(2, &mut miner)
+        .train(tiny_model(), &examples(), None)
+        .expect("train");
+    assert_eq!(miner.epochs, vec![2, 4]);
+    assert_eq!(outcome.steps, expected_steps(&cfg, &examples()));
 }
 
 fn train_err(r: Result<embedtune_train::TrainOutcome<AD>, TrainError>) -> TrainError {
