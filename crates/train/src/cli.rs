@@ -5,7 +5,7 @@
 //!
 //! ```
 //! use clap::Parser;
-//! use embedtune_train::{cli::FinetuneArgs, LossConfig};
+//! use embedtune_train::{cli::FinetuneArgs, LossConfig, Recipe};
 //!
 //! #[derive(Parser)]
 //! struct Cli {
@@ -17,6 +17,14 @@
 //! assert_eq!(job.settings.lr, 2e-4); // LoRA's default rate
 //! assert_eq!(job.settings.lora.as_ref().unwrap().alpha, 16.0);
 //! assert!(matches!(job.settings.loss, LossConfig::CachedMnrl { mini_batch: 32, .. }));
+//!
+//! // A named recipe, one of its settings overridden.
+//! let cli = Cli::parse_from(["finetune", "--data", "train.jsonl", "--recipe", "quality", "--epochs", "3"]);
+//! let job = cli.job.job("models/e5-large-v2".into(), "cpu").unwrap();
+//! let quality = Recipe::Quality.settings();
+//! assert_eq!(job.settings.epochs, 3);
+//! assert_eq!(job.settings.loss, quality.loss);
+//! assert_eq!(job.mining.unwrap().range_min, quality.mining.unwrap().range_min);
 //! ```
 
 use std::path::PathBuf;
@@ -26,8 +34,8 @@ use embedtune_encoder::{LoraConfig, Prompts};
 
 use crate::mining::{MiningConfig, MiningOutput, Sampling};
 use crate::{
-    AdamWConfig, EvalSet, Finetune, GistMargin, LossConfig, Result, TrainConfig, TrainData,
-    TrainError,
+    AdamWConfig, EvalSet, Finetune, GistMargin, LossConfig, Recipe, RecipeSettings, Result,
+    TrainConfig, TrainData, TrainError,
 };
 
 /// `--loss`: the names are [`LossConfig`]'s serde tags (as in `report.json`'s settings).
@@ -90,9 +98,14 @@ pub struct FinetuneArgs {
     /// train_log.jsonl, train_plot.svg, checkpoints/.
     #[arg(long, default_value = "runs/finetune")]
     pub output: PathBuf,
-    /// Passes over the training data.
-    #[arg(long, default_value_t = TrainConfig::default().epochs)]
-    pub epochs: usize,
+    /// A named recipe: st (sentence-transformers' default: MNRL, one epoch, no mining) or
+    /// quality (mined hard negatives, GISTEmbed; see `Recipe::Quality`). The flags below
+    /// override its settings one by one.
+    #[arg(long, value_enum, default_value_t = RecipeName::St)]
+    pub recipe: RecipeName,
+    /// Passes over the training data (default: the recipe's).
+    #[arg(long)]
+    pub epochs: Option<usize>,
     /// Stop after this many optimiser steps.
     #[arg(long)]
     pub max_steps: Option<u64>,
@@ -117,22 +130,22 @@ pub struct FinetuneArgs {
     /// Truncation length in tokens (default: the model's).
     #[arg(long)]
     pub max_seq_len: Option<usize>,
-    /// The loss.
-    #[arg(long, value_enum, default_value_t = LossName::Mnrl)]
-    pub loss: LossName,
+    /// The loss (default: the recipe's).
+    #[arg(long, value_enum)]
+    pub loss: Option<LossName>,
     /// Mini-batch of cached-mnrl.
     #[arg(long, default_value_t = 32)]
     pub mini_batch: usize,
-    /// Temperature of the GIST losses.
-    #[arg(long, default_value_t = 0.01)]
-    pub gist_temperature: f64,
+    /// Temperature of the GIST losses (default: the recipe's, else 0.01).
+    #[arg(long)]
+    pub gist_temperature: Option<f64>,
     /// Margin of the GIST losses: candidates the guide scores above the positive less this are
-    /// left out.
-    #[arg(long, default_value_t = 0.0)]
-    pub gist_margin: f64,
-    /// How --gist-margin applies.
-    #[arg(long, value_enum, default_value_t = MarginName::Absolute)]
-    pub gist_margin_strategy: MarginName,
+    /// left out (default 0).
+    #[arg(long)]
+    pub gist_margin: Option<f64>,
+    /// How --gist-margin applies (default absolute).
+    #[arg(long, value_enum)]
+    pub gist_margin_strategy: Option<MarginName>,
     /// Dimensions of the matryoshka loss.
     #[arg(long, value_delimiter = ',', default_value = "384,256,128,64")]
     pub matryoshka_dims: Vec<usize>,
@@ -151,15 +164,16 @@ pub struct FinetuneArgs {
     /// Layers that get adapters (matched as PEFT's `target_modules`).
     #[arg(long, value_delimiter = ',', default_value = "query,key,value,dense")]
     pub lora_targets: Vec<String>,
-    /// Mine this many hard negatives per pair with the zero-shot model before training.
+    /// Mine this many hard negatives per pair with the zero-shot model before training
+    /// (default: the recipe's mining, if any).
     #[arg(long)]
     pub mine_hard_negatives: Option<usize>,
-    /// Candidates considered when mining.
-    #[arg(long, default_value_t = MiningConfig::default().range_max)]
-    pub mine_range_max: usize,
-    /// Skip this many top candidates when mining.
-    #[arg(long, default_value_t = MiningConfig::default().range_min)]
-    pub mine_range_min: usize,
+    /// Candidates kept after the filters when mining (default 50).
+    #[arg(long)]
+    pub mine_range_max: Option<usize>,
+    /// Skip this many of the best candidates left after the filters when mining (default 0).
+    #[arg(long)]
+    pub mine_range_min: Option<usize>,
     /// Drop candidates scoring above (positive score − margin) when mining.
     #[arg(long, alias = "mine-margin")]
     pub mine_absolute_margin: Option<f64>,
@@ -172,15 +186,16 @@ pub struct FinetuneArgs {
     /// Drop candidates scoring below this when mining.
     #[arg(long)]
     pub mine_min_score: Option<f64>,
-    /// The best candidates (top) or a seeded sample of them (random).
-    #[arg(long, value_enum, default_value_t = SamplingName::Top)]
-    pub mine_sampling: SamplingName,
-    /// One example per pair with all its negatives (n-tuple) or one per negative (triplet).
-    #[arg(long, value_enum, default_value_t = OutputName::NTuple)]
-    pub mine_output: OutputName,
+    /// The best candidates (top, the default) or a seeded sample of them (random).
+    #[arg(long, value_enum)]
+    pub mine_sampling: Option<SamplingName>,
+    /// One example per pair with all its negatives (n-tuple, the default) or one per negative
+    /// (triplet).
+    #[arg(long, value_enum)]
+    pub mine_output: Option<OutputName>,
     /// Mine again with the model being trained before every N-th epoch (with the --mine-*
     /// settings).
-    #[arg(long, requires = "mine_hard_negatives")]
+    #[arg(long)]
     pub remine_every: Option<u64>,
     /// Guide model of the GIST losses (default: the starting model, frozen).
     #[arg(long)]
@@ -217,6 +232,15 @@ pub struct FinetuneArgs {
     pub quiet: bool,
 }
 
+/// `--recipe`: the names are [`Recipe`]'s serde tags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RecipeName {
+    /// sentence-transformers' default recipe.
+    St,
+    /// Mined hard negatives and GISTEmbed, chosen on held-out train queries.
+    Quality,
+}
+
 /// `--gist-margin-strategy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum MarginName {
@@ -245,13 +269,20 @@ pub enum OutputName {
 }
 
 impl FinetuneArgs {
-    /// The loss the flags name, with its parameters.
-    fn loss(&self) -> Result<LossConfig> {
-        let mut loss =
-            LossConfig::from_name(&name(self.loss), self.mini_batch, &self.matryoshka_dims)?;
-        let strategy = match self.gist_margin_strategy {
-            MarginName::Absolute => GistMargin::Absolute,
-            MarginName::Relative => GistMargin::Relative,
+    /// The recipe's settings.
+    fn recipe(&self) -> RecipeSettings {
+        match self.recipe {
+            RecipeName::St => Recipe::St,
+            RecipeName::Quality => Recipe::Quality,
+        }
+        .settings()
+    }
+
+    /// The loss: the recipe's, or the one the flags name, with the GIST flags applied.
+    fn loss(&self, recipe: &RecipeSettings) -> Result<LossConfig> {
+        let mut loss = match self.loss {
+            Some(l) => LossConfig::from_name(&name(l), self.mini_batch, &self.matryoshka_dims)?,
+            None => recipe.loss.clone(),
         };
         if let LossConfig::Gist {
             temperature,
@@ -265,11 +296,51 @@ impl FinetuneArgs {
             ..
         } = &mut loss
         {
-            *temperature = self.gist_temperature;
-            *margin = self.gist_margin;
-            *margin_strategy = strategy;
+            *temperature = self.gist_temperature.unwrap_or(*temperature);
+            *margin = self.gist_margin.unwrap_or(*margin);
+            if let Some(strategy) = self.gist_margin_strategy {
+                *margin_strategy = match strategy {
+                    MarginName::Absolute => GistMargin::Absolute,
+                    MarginName::Relative => GistMargin::Relative,
+                };
+            }
         }
         Ok(loss)
+    }
+
+    /// The mining settings: the recipe's, or `--mine-hard-negatives`', with every given
+    /// `--mine-*` flag applied.
+    fn mining(&self, recipe: &RecipeSettings) -> Option<MiningConfig> {
+        let mut cfg = match (self.mine_hard_negatives, recipe.mining.clone()) {
+            (Some(n), base) => MiningConfig {
+                num_negatives: n,
+                ..base.unwrap_or_default()
+            },
+            (None, Some(base)) => base,
+            (None, None) => return None,
+        };
+        cfg.range_min = self.mine_range_min.unwrap_or(cfg.range_min);
+        cfg.range_max = self.mine_range_max.unwrap_or(cfg.range_max);
+        cfg.absolute_margin = self.mine_absolute_margin.or(cfg.absolute_margin);
+        cfg.relative_margin = self.mine_relative_margin.or(cfg.relative_margin);
+        cfg.max_score = self.mine_max_score.or(cfg.max_score);
+        cfg.min_score = self.mine_min_score.or(cfg.min_score);
+        if let Some(s) = self.mine_sampling {
+            cfg.sampling = match s {
+                SamplingName::Top => Sampling::Top,
+                SamplingName::Random => Sampling::Random,
+            };
+        }
+        if let Some(o) = self.mine_output {
+            cfg.output = match o {
+                OutputName::NTuple => MiningOutput::NTuple,
+                OutputName::Triplet => MiningOutput::Triplet,
+            };
+        }
+        cfg.seed = self.seed;
+        cfg.batch_size = self.eval_batch_size;
+        cfg.drop_short = !self.mine_keep_short;
+        Some(cfg)
     }
 
     /// The job these flags describe, training the model in `model` on the device named
@@ -287,8 +358,9 @@ impl FinetuneArgs {
             dropout: self.lora_dropout,
             target_modules: self.lora_targets.clone(),
         });
+        let recipe = self.recipe();
         let settings = TrainConfig {
-            epochs: self.epochs,
+            epochs: self.epochs.unwrap_or(recipe.epochs),
             max_steps: self.max_steps,
             batch_size: self.batch_size,
             grad_accum: self.grad_accum,
@@ -299,7 +371,7 @@ impl FinetuneArgs {
                 ..Default::default()
             },
             seed: self.seed,
-            loss: self.loss()?,
+            loss: self.loss(&recipe)?,
             num_negatives: self.num_negatives,
             lora,
             max_seq_len: self.max_seq_len,
@@ -334,30 +406,8 @@ impl FinetuneArgs {
                 "no evaluation data (pass --eval-data BEIR_DIR): training without before/after metrics"
             ),
         }
-        if let Some(n) = self.mine_hard_negatives {
-            job.mining = Some(MiningConfig {
-                num_negatives: n,
-                range_min: self.mine_range_min,
-                range_max: self.mine_range_max,
-                absolute_margin: self.mine_absolute_margin,
-                relative_margin: self.mine_relative_margin,
-                max_score: self.mine_max_score,
-                min_score: self.mine_min_score,
-                sampling: match self.mine_sampling {
-                    SamplingName::Top => Sampling::Top,
-                    SamplingName::Random => Sampling::Random,
-                },
-                output: match self.mine_output {
-                    OutputName::NTuple => MiningOutput::NTuple,
-                    OutputName::Triplet => MiningOutput::Triplet,
-                },
-                seed: self.seed,
-                batch_size: self.eval_batch_size,
-                drop_short: !self.mine_keep_short,
-                ..Default::default()
-            });
-        }
-        job.remine_every = self.remine_every;
+        job.mining = self.mining(&recipe);
+        job.remine_every = self.remine_every.or(recipe.remine_every);
         job.guide = self.guide.clone();
         if let Some(dir) = &self.resume {
             job = job.resume(dir);

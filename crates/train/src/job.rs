@@ -400,6 +400,20 @@ impl Finetune {
         self
     }
 
+    /// Trains with a named recipe's loss, epochs, mining and re-mining (the other settings
+    /// stay as they are; the mining seed is the settings' seed).
+    pub fn recipe(mut self, recipe: crate::Recipe) -> Self {
+        let r = recipe.settings();
+        self.settings.loss = r.loss;
+        self.settings.epochs = r.epochs;
+        self.mining = r.mining.map(|m| MiningConfig {
+            seed: self.settings.seed,
+            ..m
+        });
+        self.remine_every = r.remine_every;
+        self
+    }
+
     /// Mines again with the model being trained before every `epochs`-th epoch (with
     /// [`Finetune::mining`]'s settings).
     pub fn remine_every(mut self, epochs: u64) -> Self {
