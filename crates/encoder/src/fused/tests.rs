@@ -371,15 +371,18 @@ fn attention_matches_exact_values_and_burn() {
     let (fy, fq, fk, fv) = run!(Fast);
     let (ey, eq, ek, ev) = run!(Exact);
     let (y64, q64, k64, v64) = attention64(&q, &k, &v, &w, &bias, shape, heads);
-    // The fused kernel against exact values; burn's composition as a second opinion.
+    // The fused kernel against exact values; burn's composition (the path of every other
+    // backend) as a second opinion: its f32 gradients depend on the CPU's matrix kernels
+    // (1.07e-4 relative on d q on an AVX2-only EPYC, under 1e-4 with AVX-512), so they are held
+    // to 1e-3, which still catches a wrong mask or head layout (errors of order 1e-1).
     assert_close(&fy, &y64, 1e-6, "context");
     assert_close(&fq, &q64, 1e-5, "d q");
     assert_close(&fk, &k64, 1e-5, "d k");
     assert_close(&fv, &v64, 1e-5, "d v");
     assert_close(&ey, &y64, 1e-5, "burn's context");
-    assert_close(&eq, &q64, 1e-4, "burn's d q");
-    assert_close(&ek, &k64, 1e-4, "burn's d k");
-    assert_close(&ev, &v64, 1e-4, "burn's d v");
+    assert_close(&eq, &q64, 1e-3, "burn's d q");
+    assert_close(&ek, &k64, 1e-3, "burn's d k");
+    assert_close(&ev, &v64, 1e-3, "burn's d v");
     // Inference (no autodiff) takes the same kernel.
     let plain = super::attention(
         tensor::<NdArray<f32>, 3>(&q, shape),
