@@ -99,8 +99,8 @@ pub struct FinetuneArgs {
     #[arg(long, default_value = "runs/finetune")]
     pub output: PathBuf,
     /// A named recipe: st (sentence-transformers' default: MNRL, one epoch, no mining) or
-    /// quality (mined hard negatives, GISTEmbed; see `Recipe::Quality`). The flags below
-    /// override its settings one by one.
+    /// quality (mined hard negatives chosen on held-out queries; see `Recipe::Quality`). The
+    /// flags below override its settings one by one.
     #[arg(long, value_enum, default_value_t = RecipeName::St)]
     pub recipe: RecipeName,
     /// Passes over the training data (default: the recipe's).
@@ -237,7 +237,7 @@ pub struct FinetuneArgs {
 pub enum RecipeName {
     /// sentence-transformers' default recipe.
     St,
-    /// Mined hard negatives and GISTEmbed, chosen on held-out train queries.
+    /// Mined hard negatives, chosen on held-out train queries.
     Quality,
 }
 
