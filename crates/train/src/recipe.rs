@@ -24,7 +24,7 @@ pub enum Recipe {
 }
 
 /// Epochs of [`Recipe::Quality`].
-pub const QUALITY_EPOCHS: usize = 1;
+pub const QUALITY_EPOCHS: usize = 2;
 
 /// What a [`Recipe`] sets.
 #[derive(Debug, Clone, PartialEq)]
