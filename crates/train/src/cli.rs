@@ -23,6 +23,7 @@
 //! let job = cli.job.job("models/e5-large-v2".into(), "cpu").unwrap();
 //! let quality = Recipe::Quality.settings();
 //! assert_eq!(job.settings.epochs, 3);
+//! assert_eq!(job.settings.lr, quality.lr);
 //! assert_eq!(job.settings.loss, quality.loss);
 //! assert_eq!(job.mining.unwrap().range_min, quality.mining.unwrap().range_min);
 //! ```
@@ -115,7 +116,7 @@ pub struct FinetuneArgs {
     /// Micro-batches per optimiser step.
     #[arg(long, default_value_t = TrainConfig::default().grad_accum)]
     pub grad_accum: usize,
-    /// Peak learning rate (default 2e-5, or 2e-4 with LoRA).
+    /// Peak learning rate (default: the recipe's; 2e-5, or 2e-4 with LoRA, for `st`).
     #[arg(long)]
     pub lr: Option<f64>,
     /// Share of the steps spent warming the rate up (then linear decay).
@@ -364,7 +365,11 @@ impl FinetuneArgs {
             max_steps: self.max_steps,
             batch_size: self.batch_size,
             grad_accum: self.grad_accum,
-            lr: self.lr.unwrap_or(if lora.is_some() { 2e-4 } else { 2e-5 }),
+            lr: self.lr.unwrap_or(if lora.is_some() {
+                recipe.lora_lr
+            } else {
+                recipe.lr
+            }),
             warmup_ratio: self.warmup_ratio,
             adamw: AdamWConfig {
                 weight_decay: self.weight_decay,

@@ -400,12 +400,18 @@ impl Finetune {
         self
     }
 
-    /// Trains with a named recipe's loss, epochs, mining and re-mining (the other settings
+    /// Trains with a named recipe's loss, epochs, learning rate (its LoRA rate when the
+    /// settings already have LoRA: set them first), mining and re-mining (the other settings
     /// stay as they are; the mining seed is the settings' seed).
     pub fn recipe(mut self, recipe: crate::Recipe) -> Self {
         let r = recipe.settings();
         self.settings.loss = r.loss;
         self.settings.epochs = r.epochs;
+        self.settings.lr = if self.settings.lora.is_some() {
+            r.lora_lr
+        } else {
+            r.lr
+        };
         self.mining = r.mining.map(|m| MiningConfig {
             seed: self.settings.seed,
             ..m

@@ -11,20 +11,25 @@ use crate::LossConfig;
 #[serde(rename_all = "kebab-case")]
 pub enum Recipe {
     /// sentence-transformers' default fine-tuning: MNRL (scale 20) on the pairs with in-batch
-    /// negatives, batch 32, one epoch, lr 2e-5, no mining.
+    /// negatives, batch 32, one epoch, lr 2e-5 (2e-4 with LoRA), no mining.
     #[default]
     St,
     /// Chosen on a held-out fifth of SciFact's train queries (`scripts/make_selection_split.py`,
     /// seed 18; the runs are in BENCHMARKS.md): one hard negative per pair mined with the
     /// zero-shot model (candidates 11–50 after the filters, relative margin 0.05 below the
     /// query's lowest positive, pairs left without one are left out), MNRL (scale 20; it beat
-    /// GISTEmbed at temperatures 0.05 and 0.01 there), [`QUALITY_EPOCHS`] epochs, lr 2e-5,
-    /// batch 32. Re-mining and other learning rates were not tried yet.
+    /// GISTEmbed at temperatures 0.05 and 0.01 there, one epoch at 2e-5), [`QUALITY_EPOCHS`]
+    /// epochs, lr [`QUALITY_LR`] (2e-5 and 5e-5 scored lower there), batch 32. With LoRA the
+    /// rate is ten times that, as for [`Recipe::St`] (not selected separately). Re-mining was
+    /// not tried.
     Quality,
 }
 
 /// Epochs of [`Recipe::Quality`].
 pub const QUALITY_EPOCHS: usize = 2;
+
+/// Peak learning rate of [`Recipe::Quality`] (full fine-tuning).
+pub const QUALITY_LR: f64 = 1e-4;
 
 /// What a [`Recipe`] sets.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +38,10 @@ pub struct RecipeSettings {
     pub loss: LossConfig,
     /// Passes over the data.
     pub epochs: usize,
+    /// Peak learning rate when all weights train.
+    pub lr: f64,
+    /// Peak learning rate when LoRA adapters train.
+    pub lora_lr: f64,
     /// Hard-negative mining before training (its seed and prompts are the job's).
     pub mining: Option<MiningConfig>,
     /// Re-mining with the model being trained before every this many epochs.
@@ -46,12 +55,16 @@ impl Recipe {
             Recipe::St => RecipeSettings {
                 loss: LossConfig::default(),
                 epochs: 1,
+                lr: 2e-5,
+                lora_lr: 2e-4,
                 mining: None,
                 remine_every: None,
             },
             Recipe::Quality => RecipeSettings {
                 loss: LossConfig::Mnrl { scale: 20.0 },
                 epochs: QUALITY_EPOCHS,
+                lr: QUALITY_LR,
+                lora_lr: 10.0 * QUALITY_LR,
                 mining: Some(MiningConfig {
                     num_negatives: 1,
                     range_min: 10,
@@ -62,5 +75,34 @@ impl Recipe {
                 remine_every: None,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Finetune, TrainConfig, TrainData};
+    use embedtune_encoder::LoraConfig;
+
+    #[test]
+    fn a_recipe_sets_its_rate_for_full_and_lora_training() {
+        let job = |lora: Option<LoraConfig>| {
+            let settings = TrainConfig {
+                lora,
+                ..TrainConfig::default()
+            };
+            Finetune::new("model", TrainData::Examples(Vec::new()), "out")
+                .settings(settings)
+                .recipe(Recipe::Quality)
+        };
+        let full = job(None);
+        assert_eq!(full.settings.lr, QUALITY_LR);
+        assert_eq!(full.settings.epochs, QUALITY_EPOCHS);
+        assert_eq!(full.mining.as_ref().map(|m| m.range_min), Some(10));
+        let lora = job(Some(LoraConfig::default()));
+        assert_eq!(lora.settings.lr, 10.0 * QUALITY_LR);
+        let st = Finetune::new("model", TrainData::Examples(Vec::new()), "out").recipe(Recipe::St);
+        assert_eq!(st.settings.lr, 2e-5);
+        assert!(st.mining.is_none());
     }
 }
