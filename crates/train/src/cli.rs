@@ -365,11 +365,7 @@ impl FinetuneArgs {
             max_steps: self.max_steps,
             batch_size: self.batch_size,
             grad_accum: self.grad_accum,
-            lr: self.lr.unwrap_or(if lora.is_some() {
-                recipe.lora_lr
-            } else {
-                recipe.lr
-            }),
+            lr: self.lr.unwrap_or(recipe.lr_for(lora.is_some())),
             warmup_ratio: self.warmup_ratio,
             adamw: AdamWConfig {
                 weight_decay: self.weight_decay,

@@ -405,13 +405,9 @@ impl Finetune {
     /// stay as they are; the mining seed is the settings' seed).
     pub fn recipe(mut self, recipe: crate::Recipe) -> Self {
         let r = recipe.settings();
+        self.settings.lr = r.lr_for(self.settings.lora.is_some());
         self.settings.loss = r.loss;
         self.settings.epochs = r.epochs;
-        self.settings.lr = if self.settings.lora.is_some() {
-            r.lora_lr
-        } else {
-            r.lr
-        };
         self.mining = r.mining.map(|m| MiningConfig {
             seed: self.settings.seed,
             ..m

@@ -48,6 +48,18 @@ pub struct RecipeSettings {
     pub remine_every: Option<u64>,
 }
 
+impl RecipeSettings {
+    /// The peak learning rate: [`RecipeSettings::lora_lr`] when LoRA adapters train, else
+    /// [`RecipeSettings::lr`].
+    pub fn lr_for(&self, lora: bool) -> f64 {
+        if lora {
+            self.lora_lr
+        } else {
+            self.lr
+        }
+    }
+}
+
 impl Recipe {
     /// The recipe's settings.
     pub fn settings(self) -> RecipeSettings {
