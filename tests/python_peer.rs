@@ -193,9 +193,25 @@ struct Run {
     loss_falls: bool,
 }
 
-/// Fine-tunes `model` (full, or LoRA of rank 4), checks the loss and compares embeddings with
-/// sentence-transformers; returns the largest difference seen.
-fn finetune_and_compare(model: &Path, run_cfg: &Run, lora: bool, work: &Path) -> f64 {
+/// One embedding to make in Python and compare with ours: a line of `st_embed.py --jobs`.
+struct PeerJob {
+    /// What is compared, for messages.
+    label: String,
+    /// Our embeddings of the texts.
+    ours: Vec<Vec<f64>>,
+    /// The job for `st_embed.py` (model, texts, output, adapter, via, prompt).
+    spec: Value,
+}
+
+/// Fine-tunes `model` (full, or LoRA of rank 4), checks the loss, embeds the texts with the
+/// result and adds to `jobs` the embeddings sentence-transformers must reproduce.
+fn finetune_and_encode(
+    model: &Path,
+    run_cfg: &Run,
+    lora: bool,
+    work: &Path,
+    jobs: &mut Vec<PeerJob>,
+) {
     let out = work.join(if lora { "lora" } else { "full" });
     let mut ft = Command::new(example("finetune_e5"));
     ft.arg("--model")
@@ -241,7 +257,6 @@ fn finetune_and_compare(model: &Path, run_cfg: &Run, lora: bool, work: &Path) ->
 
     let texts = work.join("texts.jsonl");
     let n = write_texts(&texts);
-    let mut worst: f64 = 0.0;
     for prompt in [None, Some("query: ")] {
         let tag = if prompt.is_some() { "q" } else { "p" };
         let ours = encode(
@@ -266,38 +281,54 @@ fn finetune_and_compare(model: &Path, run_cfg: &Run, lora: bool, work: &Path) ->
 
         // The saved (merged) directory as is; for LoRA also the base model with the adapter,
         // through sentence-transformers and through PEFT.
-        let mut peers: Vec<(&str, Vec<&Path>, Option<&str>)> = vec![("merged", vec![&out], None)];
         let adapter = out.join("adapter");
+        let mut peers = vec![("merged", out.clone(), None)];
         if lora {
-            peers.push(("adapter via st", vec![model, &adapter], Some("st")));
-            peers.push(("adapter via peft", vec![model, &adapter], Some("peft")));
+            peers.push(("adapter via st", model.to_path_buf(), Some("st")));
+            peers.push(("adapter via peft", model.to_path_buf(), Some("peft")));
         }
-        for (what, dirs, via) in peers {
+        for (what, dir, via) in peers {
             let theirs = work.join(format!("st-{tag}-{lora}-{}.jsonl", what.replace(' ', "_")));
-            let mut py = Command::new("python3");
-            py.arg(Path::new(ROOT).join("scripts/st_embed.py"))
-                .arg("--model")
-                .arg(dirs[0])
-                .arg("--texts")
-                .arg(&texts)
-                .arg("--output")
-                .arg(&theirs);
+            let mut spec = serde_json::json!({ "model": dir, "texts": texts, "output": theirs });
             if let Some(via) = via {
-                py.arg("--adapter").arg(dirs[1]).args(["--via", via]);
+                spec["adapter"] = serde_json::json!(adapter);
+                spec["via"] = via.into();
             }
             if let Some(p) = prompt {
-                py.args(["--prompt", p]);
+                spec["prompt"] = p.into();
             }
-            run(&mut py);
-            let diff = max_abs_diff(&ours, &read_embeddings(&theirs));
-            eprintln!("  {what}, prompt {prompt:?}: max |diff| {diff:.2e} over {n} texts");
-            assert!(
-                diff <= 1e-5,
-                "{} ({what}, prompt {prompt:?}): max |diff| {diff:e} > 1e-5",
-                out.display()
-            );
-            worst = worst.max(diff);
+            jobs.push(PeerJob {
+                label: format!("{} ({what}, prompt {prompt:?})", out.display()),
+                ours: ours.clone(),
+                spec,
+            });
         }
+    }
+}
+
+/// Runs every job in one Python process (`st_embed.py --jobs`) and checks that
+/// sentence-transformers' embeddings equal ours (max |diff| ≤ 1e-5); returns the largest
+/// difference.
+fn compare_with_python(jobs: &[PeerJob], work: &Path) -> f64 {
+    let file = work.join("jobs.jsonl");
+    let lines: Vec<String> = jobs.iter().map(|j| j.spec.to_string()).collect();
+    std::fs::write(&file, lines.join("\n") + "\n").expect("write jobs");
+    run(Command::new("python3")
+        .arg(Path::new(ROOT).join("scripts/st_embed.py"))
+        .arg("--jobs")
+        .arg(&file));
+    let mut worst: f64 = 0.0;
+    for job in jobs {
+        let output = job.spec["output"].as_str().expect("output");
+        let theirs = read_embeddings(Path::new(output));
+        let diff = max_abs_diff(&job.ours, &theirs);
+        eprintln!(
+            "  {}: max |diff| {diff:.2e} over {} texts",
+            job.label,
+            job.ours.len()
+        );
+        assert!(diff <= 1e-5, "{}: max |diff| {diff:e} > 1e-5", job.label);
+        worst = worst.max(diff);
     }
     worst
 }
@@ -339,13 +370,21 @@ fn finetuned_xlmr_loads_in_sentence_transformers_with_equal_embeddings() {
             },
         ),
     ];
+    let mut jobs = Vec::new();
     for (name, dir, run_cfg) in &runs {
         for lora in [false, true] {
             let work = tmp.path().join(format!("{name}-{lora}"));
             std::fs::create_dir_all(&work).expect("mkdir");
-            finetune_and_compare(dir, run_cfg, lora, &work);
+            finetune_and_encode(dir, run_cfg, lora, &work, &mut jobs);
         }
     }
+    // 2 models × (full: merged; LoRA: merged, adapter via st, via PEFT) × 2 prompts
+    assert_eq!(jobs.len(), 16);
+    let worst = compare_with_python(&jobs, tmp.path());
+    eprintln!(
+        "worst max |diff| over all {} comparisons: {worst:.2e}",
+        jobs.len()
+    );
 }
 
 /// Parity through the command line: `examples/encode.rs` on the shared tiny XLM-R model gives the

@@ -89,32 +89,3 @@ impl Recipe {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{Finetune, TrainConfig, TrainData};
-    use embedtune_encoder::LoraConfig;
-
-    #[test]
-    fn a_recipe_sets_its_rate_for_full_and_lora_training() {
-        let job = |lora: Option<LoraConfig>| {
-            let settings = TrainConfig {
-                lora,
-                ..TrainConfig::default()
-            };
-            Finetune::new("model", TrainData::Examples(Vec::new()), "out")
-                .settings(settings)
-                .recipe(Recipe::Quality)
-        };
-        let full = job(None);
-        assert_eq!(full.settings.lr, QUALITY_LR);
-        assert_eq!(full.settings.epochs, QUALITY_EPOCHS);
-        assert_eq!(full.mining.as_ref().map(|m| m.range_min), Some(10));
-        let lora = job(Some(LoraConfig::default()));
-        assert_eq!(lora.settings.lr, 10.0 * QUALITY_LR);
-        let st = Finetune::new("model", TrainData::Examples(Vec::new()), "out").recipe(Recipe::St);
-        assert_eq!(st.settings.lr, 2e-5);
-        assert!(st.mining.is_none());
-    }
-}

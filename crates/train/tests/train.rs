@@ -1430,3 +1430,26 @@ fn a_corrupted_checkpoint_is_an_error_naming_the_file() {
     }
     load().expect("the restored checkpoint loads");
 }
+
+#[test]
+fn a_recipe_sets_its_rate_for_full_and_lora_training() {
+    use embedtune_train::{Finetune, Recipe, TrainData, QUALITY_EPOCHS, QUALITY_LR};
+    let job = |lora: Option<LoraConfig>| {
+        let settings = TrainConfig {
+            lora,
+            ..TrainConfig::default()
+        };
+        Finetune::new("model", TrainData::Examples(Vec::new()), "out")
+            .settings(settings)
+            .recipe(Recipe::Quality)
+    };
+    let full = job(None);
+    assert_eq!(full.settings.lr, QUALITY_LR);
+    assert_eq!(full.settings.epochs, QUALITY_EPOCHS);
+    assert_eq!(full.mining.as_ref().map(|m| m.range_min), Some(10));
+    let lora = job(Some(LoraConfig::default()));
+    assert_eq!(lora.settings.lr, 10.0 * QUALITY_LR);
+    let st = Finetune::new("model", TrainData::Examples(Vec::new()), "out").recipe(Recipe::St);
+    assert_eq!(st.settings.lr, 2e-5);
+    assert!(st.mining.is_none());
+}
