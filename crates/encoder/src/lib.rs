@@ -49,6 +49,9 @@ mod config;
 mod dense;
 mod error;
 mod fused;
+#[cfg(all(feature = "cpu-instances", debug_assertions, not(test)))]
+#[doc(hidden)]
+pub mod instances;
 mod jsonl;
 mod lora;
 mod model;

@@ -49,6 +49,9 @@
 
 mod error;
 mod evaluator;
+#[cfg(all(feature = "cpu-instances", debug_assertions, not(test)))]
+#[doc(hidden)]
+pub mod instances;
 mod metrics;
 mod report;
 

@@ -52,6 +52,9 @@ mod contrastive;
 mod cosent;
 mod error;
 mod gist;
+#[cfg(all(feature = "cpu-instances", debug_assertions, not(test)))]
+#[doc(hidden)]
+pub mod instances;
 mod matryoshka;
 mod mnrl;
 mod ops;

@@ -38,6 +38,9 @@
 mod api;
 mod batcher;
 mod config;
+#[cfg(all(feature = "cpu-instances", debug_assertions, not(test)))]
+#[doc(hidden)]
+pub mod instances;
 mod server;
 
 pub use api::{ApiError, EmbeddingRequest, EncodingFormat};

@@ -57,6 +57,9 @@ pub mod checkpoint;
 pub mod cli;
 mod config;
 mod error;
+#[cfg(all(feature = "cpu-instances", debug_assertions, not(test)))]
+#[doc(hidden)]
+pub mod instances;
 mod ir;
 mod job;
 mod log;
