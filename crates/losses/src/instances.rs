@@ -1,10 +1,7 @@
-//! The losses instantiated for burn's CPU backend, for faster debug builds of the crates that
-//! use them (feature `cpu-instances`, debug builds only).
-//!
-//! Below opt-level 2 rustc shares generic instances between crates: a dependent that computes
-//! `MultipleNegativesRankingLoss` on `Autodiff<NdArray<f32>>` links the copy compiled here
-//! instead of compiling its own (and burn's tensor code under it). Nothing here runs; [`cpu`]
-//! exists to be compiled.
+//! The losses instantiated for burn's CPU backend (f32 and f64, with and without autodiff), for
+//! faster debug builds of the crates that use them (feature `cpu-instances`, debug builds only;
+//! see `embedtune-encoder`'s module of the same name). Nothing here runs; [`cpu`] exists to be
+//! compiled.
 
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
