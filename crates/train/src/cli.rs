@@ -26,6 +26,11 @@
 //! assert_eq!(job.settings.lr, quality.lr);
 //! assert_eq!(job.settings.loss, quality.loss);
 //! assert_eq!(job.mining.unwrap().range_min, quality.mining.unwrap().range_min);
+//! assert_eq!(job.remine_every, quality.remine_every);
+//!
+//! // The quality recipe without re-mining.
+//! let cli = Cli::parse_from(["finetune", "--data", "train.jsonl", "--recipe", "quality", "--remine-every", "0"]);
+//! assert_eq!(cli.job.job("models/e5-large-v2".into(), "cpu").unwrap().remine_every, None);
 //! ```
 
 use std::path::PathBuf;
@@ -195,7 +200,8 @@ pub struct FinetuneArgs {
     #[arg(long, value_enum)]
     pub mine_output: Option<OutputName>,
     /// Mine again with the model being trained before every N-th epoch (with the --mine-*
-    /// settings).
+    /// settings); 0 turns it off (the quality recipe re-mines before every epoch after the
+    /// first).
     #[arg(long)]
     pub remine_every: Option<u64>,
     /// Guide model of the GIST losses (default: the starting model, frozen).
@@ -408,7 +414,7 @@ impl FinetuneArgs {
             ),
         }
         job.mining = self.mining(&recipe);
-        job.remine_every = self.remine_every.or(recipe.remine_every);
+        job.remine_every = self.remine_every.or(recipe.remine_every).filter(|&n| n > 0);
         job.guide = self.guide.clone();
         if let Some(dir) = &self.resume {
             job = job.resume(dir);

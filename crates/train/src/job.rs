@@ -160,8 +160,9 @@ pub struct Finetune {
     /// (written to `mined_train.jsonl` in the output directory).
     pub mining: Option<MiningConfig>,
     /// Mine again with the model being trained before every this many epochs (needs
-    /// `mining`): each pair gets the new negatives when enough pass the filters, else keeps
-    /// its previous ones (written to `mined_epoch{N}.jsonl`).
+    /// `mining`; `Some(0)` is the same as `None`, no re-mining): each pair gets the new
+    /// negatives when enough pass the filters, else keeps its previous ones (written to
+    /// `mined_epoch{N}.jsonl`).
     pub remine_every: Option<u64>,
     /// The guide model of the GIST losses (default: the starting model, frozen).
     pub guide: Option<PathBuf>,
@@ -417,7 +418,7 @@ impl Finetune {
     }
 
     /// Mines again with the model being trained before every `epochs`-th epoch (with
-    /// [`Finetune::mining`]'s settings).
+    /// [`Finetune::mining`]'s settings); 0 turns re-mining off.
     pub fn remine_every(mut self, epochs: u64) -> Self {
         self.remine_every = Some(epochs);
         self
@@ -461,6 +462,7 @@ impl Finetune {
             overwrite,
             device_name,
         } = self;
+        let remine_every = remine_every.filter(|&n| n > 0);
         if remine_every.is_some() && mining.is_none() {
             return Err(TrainError::Config {
                 name: "remine_every",
@@ -536,8 +538,8 @@ impl Finetune {
             std::fs::create_dir_all(&output).map_err(crate::error::io_err(&output))?;
             write_grouped_jsonl(&path, &mined)?;
             tracing::info!(
-                "mined negatives: {} pairs, {} complete, {} short ({}); mean positive score {:.3}, mean negative {:.3} → {}",
-                report.pairs, report.complete, report.short,
+                "mined negatives: {} pairs ({} repeated pairs left out), {} complete, {} short ({}); mean positive score {:.3}, mean negative {:.3} → {}",
+                report.pairs, report.duplicate_pairs, report.complete, report.short,
                 if cfg.drop_short { "left out" } else { "kept" },
                 report.mean_positive_score, report.mean_negative_score,
                 path.display()

@@ -148,8 +148,12 @@ impl MiningConfig {
 /// Counts of a mining run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MiningReport {
-    /// (query, positive) pairs processed.
+    /// Distinct (query, positive) pairs mined.
     pub pairs: usize,
+    /// Input pairs that repeat an earlier (query, positive) pair (same texts, e.g. two query ids
+    /// with one text): mined once, as sentence-transformers does, and left out of the output.
+    #[serde(default)]
+    pub duplicate_pairs: usize,
     /// Pairs that got `num_negatives` negatives.
     pub complete: usize,
     /// Pairs that got fewer (all filters passed by too few candidates); left out of the
@@ -228,7 +232,10 @@ pub fn select_negatives(
 /// as sentence-transformers' `mine_hard_negatives`: each query is scored against every passage
 /// (cosine), its candidates go through [`select_negatives`], and every pair of the query gets
 /// the same negatives. Returns the examples with their negatives (existing negatives are
-/// replaced) in [`MiningConfig::output`]'s shape.
+/// replaced) in [`MiningConfig::output`]'s shape and in sentence-transformers' order: queries
+/// by first appearance, each with its positives by first appearance. Queries are keyed by text
+/// and a repeated (query, positive) pair is output once (counted in
+/// [`MiningReport::duplicate_pairs`]), as sentence-transformers does.
 pub fn mine_hard_negatives<B: Backend>(
     model: &SentenceEncoder<B>,
     pairs: &[Example],
@@ -283,10 +290,7 @@ pub fn mine_hard_negatives<B: Backend>(
     let hits = index.search_batch(&query_vecs, k)?;
 
     let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
-    let mut report = MiningReport {
-        pairs: pairs.len(),
-        ..Default::default()
-    };
+    let mut report = MiningReport::default();
     let mut chosen: HashMap<&str, Selection> = HashMap::new();
     let mut pos_sum = 0.0;
     for (qi, (query, hits)) in queries.iter().zip(hits).enumerate() {
@@ -306,14 +310,36 @@ pub fn mine_hard_negatives<B: Backend>(
         chosen.insert(query, selection);
     }
 
+    // sentence-transformers' output order: queries in order of first appearance, each with its
+    // distinct positives in order of first appearance; a repeated (query, positive) pair is
+    // mined once.
+    let mut grouped: Vec<(&str, Vec<&str>)> = Vec::new();
+    let mut group_of: HashMap<&str, usize> = HashMap::new();
+    for p in pairs {
+        let g = *group_of.entry(p.anchor.as_str()).or_insert_with(|| {
+            grouped.push((p.anchor.as_str(), Vec::new()));
+            grouped.len() - 1
+        });
+        let positives = &mut grouped[g].1;
+        if positives.contains(&p.positive.as_str()) {
+            report.duplicate_pairs += 1;
+        } else {
+            positives.push(p.positive.as_str());
+        }
+    }
+    report.pairs = pairs.len() - report.duplicate_pairs;
+
     let (mut neg_sum, mut neg_n) = (0.0, 0usize);
-    let mut out = Vec::with_capacity(pairs.len());
+    let mut out = Vec::with_capacity(report.pairs);
     let query_index: HashMap<&str, usize> =
         queries.iter().enumerate().map(|(i, q)| (*q, i)).collect();
-    for p in pairs {
-        let qi = query_index[p.anchor.as_str()];
-        pos_sum += dot(&query_vecs[qi], &passage_vecs[seen[p.positive.as_str()]]);
-        let negatives = &chosen[p.anchor.as_str()].negatives;
+    let distinct = grouped
+        .iter()
+        .flat_map(|(q, positives)| positives.iter().map(move |p| (*q, *p)));
+    for (anchor, positive) in distinct {
+        let qi = query_index[anchor];
+        pos_sum += dot(&query_vecs[qi], &passage_vecs[seen[positive]]);
+        let negatives = &chosen[anchor].negatives;
         if negatives.len() == config.num_negatives {
             report.complete += 1;
         } else {
@@ -327,19 +353,19 @@ pub fn mine_hard_negatives<B: Backend>(
         let texts = negatives.iter().map(|&(d, _)| passages[d].clone());
         match config.output {
             MiningOutput::NTuple => out.push(Example {
-                anchor: p.anchor.clone(),
-                positive: p.positive.clone(),
+                anchor: anchor.to_string(),
+                positive: positive.to_string(),
                 negatives: texts.collect(),
             }),
             MiningOutput::Triplet => out.extend(texts.map(|n| Example {
-                anchor: p.anchor.clone(),
-                positive: p.positive.clone(),
+                anchor: anchor.to_string(),
+                positive: positive.to_string(),
                 negatives: vec![n],
             })),
         }
     }
     report.mean_negative_score = neg_sum / neg_n.max(1) as f64;
-    report.mean_positive_score = pos_sum / pairs.len() as f64;
+    report.mean_positive_score = pos_sum / report.pairs as f64;
     Ok((out, report))
 }
 

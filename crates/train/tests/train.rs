@@ -976,6 +976,52 @@ fn mining_writes_triplets_with_the_same_negatives_for_every_positive_of_a_query(
     assert!(!first.contains(&pairs[0].positive) && !first.contains(&pairs[2].positive));
 }
 
+/// Queries are keyed by text: a (query, positive) pair given twice (e.g. two query ids with the
+/// same text) is mined once, and the output is grouped by query in order of first appearance,
+/// as sentence-transformers' `mine_hard_negatives` does.
+#[test]
+fn mining_drops_repeated_pairs_and_groups_by_query() {
+    let _serial = serial();
+    let model = tiny_model().valid();
+    let distinct: Vec<Example> = examples()
+        .into_iter()
+        .map(|e| Example::pair(e.anchor, e.positive))
+        .collect();
+    assert!(distinct.len() >= 3);
+    let mut pairs = distinct.clone();
+    // The second pair again, then a second positive of the first query, not next to it.
+    pairs.push(distinct[1].clone());
+    pairs.push(Example::pair(
+        distinct[0].anchor.clone(),
+        distinct[2].positive.clone(),
+    ));
+    let corpus: Vec<String> = examples().into_iter().flat_map(|e| e.negatives).collect();
+    let cfg = MiningConfig {
+        num_negatives: 1,
+        range_max: 10,
+        ..Default::default()
+    };
+    let (mined, report) = mine_hard_negatives(&model, &pairs, &corpus, &cfg).expect("mine");
+    assert_eq!(report.duplicate_pairs, 1);
+    assert_eq!(report.pairs, pairs.len() - 1);
+    assert_eq!(report.complete + report.short, report.pairs);
+    let got: Vec<(&str, &str)> = mined
+        .iter()
+        .map(|e| (e.anchor.as_str(), e.positive.as_str()))
+        .collect();
+    let mut want: Vec<(&str, &str)> = vec![
+        (&distinct[0].anchor, &distinct[0].positive),
+        (&distinct[0].anchor, &distinct[2].positive),
+    ];
+    want.extend(
+        distinct[1..]
+            .iter()
+            .map(|e| (e.anchor.as_str(), e.positive.as_str())),
+    );
+    assert_eq!(got, want);
+    assert_eq!(mined[0].negatives, mined[1].negatives, "one query, one set");
+}
+
 /// A re-miner for tests: rotates every example's negative to the next example's and counts
 /// its calls.
 struct Rotate {
@@ -1433,7 +1479,9 @@ fn a_corrupted_checkpoint_is_an_error_naming_the_file() {
 
 #[test]
 fn a_recipe_sets_its_rate_for_full_and_lora_training() {
-    use embedtune_train::{Finetune, Recipe, TrainData, QUALITY_EPOCHS, QUALITY_LR};
+    use embedtune_train::{
+        Finetune, Recipe, TrainData, QUALITY_EPOCHS, QUALITY_LR, QUALITY_REMINE_EVERY,
+    };
     let job = |lora: Option<LoraConfig>| {
         let settings = TrainConfig {
             lora,
@@ -1447,6 +1495,7 @@ fn a_recipe_sets_its_rate_for_full_and_lora_training() {
     assert_eq!(full.settings.lr, QUALITY_LR);
     assert_eq!(full.settings.epochs, QUALITY_EPOCHS);
     assert_eq!(full.mining.as_ref().map(|m| m.range_min), Some(10));
+    assert_eq!(full.remine_every, Some(QUALITY_REMINE_EVERY));
     let lora = job(Some(LoraConfig::default()));
     assert_eq!(lora.settings.lr, 10.0 * QUALITY_LR);
     let st = Finetune::new("model", TrainData::Examples(Vec::new()), "out").recipe(Recipe::St);
