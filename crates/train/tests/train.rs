@@ -1502,3 +1502,146 @@ fn a_recipe_sets_its_rate_for_full_and_lora_training() {
     assert_eq!(st.settings.lr, 2e-5);
     assert!(st.mining.is_none());
 }
+
+/// The training step against sentence-transformers on the real all-MiniLM-L6-v2: three
+/// optimiser steps (MNRL scale 20 with one hard-negative column, global-norm clipping at 1,
+/// AdamW as transformers' Trainer sets it up) from the same weights on the same batches, dropout
+/// off on both sides so that each run is a function of its inputs. The fixture
+/// (`scripts/make_train_steps_fixture.py`) holds PyTorch's loss and gradient norm per step and
+/// the probe texts' embeddings before and after; everything the trainer does in a step (the
+/// encoder's forward and backward, the loss, clipping, the update) must agree with it.
+#[test]
+fn three_steps_on_minilm_match_sentence_transformers() {
+    let Some(root) = std::env::var_os("EMBEDTUNE_SHARED") else {
+        eprintln!("skipped: EMBEDTUNE_SHARED is not set");
+        return;
+    };
+    let src = Path::new(&root).join("models/all-MiniLM-L6-v2");
+    if !src.is_dir() {
+        eprintln!("skipped: {} does not exist", src.display());
+        return;
+    }
+    let _serial = serial();
+    let fixture: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/minilm_mnrl_steps.json"),
+        )
+        .expect("fixture"),
+    )
+    .expect("fixture json");
+    let floats = |v: &serde_json::Value| -> Vec<f32> {
+        v.as_array()
+            .expect("rows")
+            .iter()
+            .flat_map(|row| row.as_array().expect("row").iter())
+            .map(|x| x.as_f64().expect("number") as f32)
+            .collect()
+    };
+    let text = |v: &serde_json::Value| v.as_str().expect("text").to_string();
+
+    // The model with dropout off: its files, config.json rewritten.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("model");
+    testing::copy_dir(&src, &dir).expect("copy");
+    let cfg_path = dir.join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg_path).expect("config")).expect("json");
+    cfg["hidden_dropout_prob"] = 0.0.into();
+    cfg["attention_probs_dropout_prob"] = 0.0.into();
+    std::fs::write(&cfg_path, cfg.to_string()).expect("write config");
+    let mut model = SentenceEncoder::<AD>::load(&dir, &Default::default()).expect("load");
+    assert_eq!(
+        model.max_seq_length() as u64,
+        fixture["max_seq_length"].as_u64().expect("len")
+    );
+
+    let probes: Vec<String> = fixture["probes"]
+        .as_array()
+        .expect("probes")
+        .iter()
+        .map(text)
+        .collect();
+    let probes: Vec<&str> = probes.iter().map(String::as_str).collect();
+    let embed = |m: &SentenceEncoder<I>| -> Vec<f32> {
+        m.embed(&probes, None)
+            .expect("embed")
+            .into_data()
+            .convert::<f32>()
+            .into_vec()
+            .expect("vec")
+    };
+    let max_diff = |a: &[f32], b: &[f32]| -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    };
+    let before = floats(&fixture["before"]);
+    let zero_shot = max_diff(&embed(&model.valid()), &before);
+    assert!(
+        zero_shot < 1e-5,
+        "zero-shot embeddings differ by {zero_shot}"
+    );
+
+    let trainer = Trainer::<AD>::new(
+        TrainConfig {
+            progress_bar: false,
+            ..Default::default()
+        },
+        tmp.path().join("out"),
+    )
+    .expect("trainer");
+    let mut adam = AdamW::<AD>::new(trainer.config().adamw);
+    for (k, step) in fixture["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .enumerate()
+    {
+        let examples: Vec<Example> = step["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|row| Example {
+                anchor: text(&row[0]),
+                positive: text(&row[1]),
+                negatives: vec![text(&row[2])],
+            })
+            .collect();
+        let group = [(0..examples.len()).collect::<Vec<usize>>()];
+        let lr = step["lr"].as_f64().expect("lr");
+        let (next, stats) = trainer
+            .step(model, &mut adam, &examples, &group, k as u64, lr)
+            .expect("step");
+        model = next;
+        let (loss, norm) = (
+            step["loss"].as_f64().expect("loss"),
+            step["grad_norm"].as_f64().expect("norm"),
+        );
+        eprintln!(
+            "step {k}: loss {} (PyTorch {loss}), gradient norm {} (PyTorch {norm})",
+            stats.loss, stats.grad_norm
+        );
+        assert!(
+            (stats.loss - loss).abs() < 1e-5,
+            "step {k}: loss {}",
+            stats.loss
+        );
+        assert!(
+            (stats.grad_norm - norm).abs() < 1e-4 * norm,
+            "step {k}: gradient norm {}",
+            stats.grad_norm
+        );
+    }
+    let after = floats(&fixture["after"]);
+    let got = embed(&model.valid());
+    let moved = max_diff(&after, &before);
+    let diff = max_diff(&got, &after);
+    eprintln!("after three steps: embeddings moved {moved}, differ from PyTorch's by {diff}");
+    assert!(moved > 1e-2, "the steps barely moved the model: {moved}");
+    assert!(
+        diff < 1e-5,
+        "after three steps the embeddings differ by {diff}"
+    );
+}
