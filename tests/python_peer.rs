@@ -89,19 +89,6 @@ fn run(command: &mut Command) -> String {
     text
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir") {
-        let p = entry.expect("entry").path();
-        let dst = to.join(p.file_name().expect("name"));
-        if p.is_dir() {
-            copy_dir(&p, &dst);
-        } else {
-            std::fs::copy(&p, &dst).expect("copy");
-        }
-    }
-}
-
 /// Texts to embed: every bilingual query, a few passages, and edge cases (emoji sequences,
 /// full-width characters, a Chinese text longer than max_seq, so truncated mid-CJK).
 fn write_texts(path: &Path) -> usize {
@@ -344,10 +331,11 @@ fn finetuned_xlmr_loads_in_sentence_transformers_with_equal_embeddings() {
     // another shape (CLS pooling, 3 heads, max_seq 64) completed with the shared tokenizer.
     let model = shared.join("models/tiny-xlm-roberta-random");
     let cls = tmp.path().join("xlmr-cls-3heads");
-    copy_dir(
+    embedtune_encoder::testing::copy_dir(
         &Path::new(ROOT).join("crates/encoder/tests/fixtures/xlmr-cls-3heads"),
         &cls,
-    );
+    )
+    .expect("copy");
     std::fs::copy(model.join("tokenizer.json"), cls.join("tokenizer.json")).expect("tokenizer");
     // The fixture (hidden size 24) collapses to one embedding (loss ln 16) at the shared
     // model's learning rates and does not learn this set at lower ones: its runs check the

@@ -52,3 +52,22 @@ pub fn tiny_tokenizer(max_seq_len: usize) -> Result<TextTokenizer> {
     })?;
     TextTokenizer::new(tok, max_seq_len, 0, path)
 }
+
+/// Copies a directory and everything under it, for tests that edit a copy of a model directory
+/// (its `config.json`, say) and leave the original alone.
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let path = entry?.path();
+        let Some(name) = path.file_name() else {
+            continue;
+        };
+        let dest = to.join(name);
+        if path.is_dir() {
+            copy_dir(&path, &dest)?;
+        } else {
+            std::fs::copy(&path, &dest)?;
+        }
+    }
+    Ok(())
+}

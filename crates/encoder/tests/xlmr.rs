@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use burn_ndarray::NdArray;
-use embedtune_encoder::{EncodeOptions, SentenceEncoder};
+use embedtune_encoder::{testing, EncodeOptions, SentenceEncoder};
 use serde_json::Value;
 
 use crate::common::{cosine, max_abs_diff, shared};
@@ -131,26 +131,13 @@ fn fixture(name: &str, shared: &Path) -> (tempfile::TempDir, PathBuf) {
         .join(name);
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path().join(name);
-    copy_dir(&src, &dir);
+    testing::copy_dir(&src, &dir).expect("copy");
     std::fs::copy(
         shared.join("models/tiny-xlm-roberta-random/tokenizer.json"),
         dir.join("tokenizer.json"),
     )
     .expect("tokenizer");
     (tmp, dir)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("ls") {
-        let p = e.expect("entry").path();
-        let dst = to.join(p.file_name().expect("name"));
-        if p.is_dir() {
-            copy_dir(&p, &dst);
-        } else {
-            std::fs::copy(&p, &dst).expect("copy");
-        }
-    }
 }
 
 #[test]
