@@ -1,5 +1,8 @@
 //! Parity with sentence-transformers on all-MiniLM-L6-v2 (needs `EMBEDTUNE_SHARED`).
 
+use burn::module::{AutodiffModule, Module};
+use burn::tensor::backend::Backend;
+use burn_autodiff::Autodiff;
 use burn_ndarray::NdArray;
 use embedtune_encoder::{EncodeOptions, SentenceEncoder};
 use serde_json::Value;
@@ -249,4 +252,146 @@ fn minilm_parity_at_every_batch_size() {
             );
         }
     }
+}
+
+/// Per text, the mean and standard deviation over `draws` training-mode forwards of
+/// `‖e_train − e_eval‖²` (dropout on: the model's own rates), seeds 5000….
+fn dropout_noise(
+    model: &SentenceEncoder<Autodiff<B>>,
+    texts: &[&str],
+    draws: u64,
+) -> (Vec<f64>, Vec<f64>) {
+    let rows = |t: burn::tensor::Tensor<B, 2>| -> Vec<f32> {
+        t.into_data()
+            .convert::<f32>()
+            .into_vec()
+            .expect("embeddings")
+    };
+    let e0 = rows(model.valid().embed(texts, None).expect("embed"));
+    let dim = e0.len() / texts.len();
+    let device = Default::default();
+    let mut d2 = vec![Vec::with_capacity(draws as usize); texts.len()];
+    for k in 0..draws {
+        Autodiff::<B>::seed(&device, 5000 + k);
+        let e = rows(model.embed(texts, None).expect("embed").inner());
+        for (t, d) in d2.iter_mut().enumerate() {
+            let range = t * dim..(t + 1) * dim;
+            d.push(
+                e[range.clone()]
+                    .iter()
+                    .zip(&e0[range])
+                    .map(|(x, y)| ((x - y) as f64).powi(2))
+                    .sum(),
+            );
+        }
+    }
+    let n = draws as f64;
+    let mean: Vec<f64> = d2.iter().map(|d| d.iter().sum::<f64>() / n).collect();
+    let sd = d2
+        .iter()
+        .zip(&mean)
+        .map(|(d, m)| (d.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt())
+        .collect();
+    (mean, sd)
+}
+
+/// Dropout in training mode moves the embeddings as much as sentence-transformers' does. Masks
+/// cannot be matched draw for draw across frameworks, so this compares statistics: per text, the
+/// mean over 100 training-mode forwards of the squared distance to the inference embedding must
+/// be within 5 standard errors of PyTorch's (400 draws; fixture by
+/// `scripts/make_dropout_fixture.py`, max_seq_length 64). The same model with attention-probability
+/// dropout off must fail that bound, so the comparison can tell a missing dropout site apart.
+#[test]
+fn dropout_noise_matches_sentence_transformers() {
+    let Some(src) = minilm("dropout_noise_matches_sentence_transformers") else {
+        return;
+    };
+    let fixture: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/minilm_dropout_noise.json"),
+        )
+        .expect("fixture"),
+    )
+    .expect("fixture json");
+    let floats = |k: &str| -> Vec<f64> {
+        fixture[k]
+            .as_array()
+            .expect(k)
+            .iter()
+            .map(|x| x.as_f64().expect("number"))
+            .collect()
+    };
+    let (want_mean, want_sd) = (floats("mean_sq_dist"), floats("sd_sq_dist"));
+    let want_draws = fixture["draws"].as_f64().expect("draws");
+    let texts: Vec<&str> = fixture["texts"]
+        .as_array()
+        .expect("texts")
+        .iter()
+        .map(|t| t.as_str().expect("text"))
+        .collect();
+    let max_len = fixture["max_seq_length"].as_u64().expect("length") as usize;
+    let eval: Vec<f32> = fixture["eval_embeddings"]
+        .as_array()
+        .expect("embeddings")
+        .iter()
+        .flat_map(|r| r.as_array().expect("row").iter())
+        .map(|x| x.as_f64().expect("number") as f32)
+        .collect();
+
+    let load = |dir: &std::path::Path| {
+        let mut m = SentenceEncoder::<Autodiff<B>>::load(dir, &Default::default())
+            .expect("model loads")
+            .no_grad();
+        m.set_max_seq_length(max_len).expect("length");
+        m
+    };
+    let draws = 100;
+    // Largest |z| over the texts: (ours − PyTorch's) in standard errors of the difference.
+    let worst_z = |model: &SentenceEncoder<Autodiff<B>>, what: &str| -> f64 {
+        let (mean, sd) = dropout_noise(model, &texts, draws);
+        let mut worst = 0.0f64;
+        for t in 0..texts.len() {
+            let se = (want_sd[t].powi(2) / want_draws + sd[t].powi(2) / draws as f64).sqrt();
+            let z = (mean[t] - want_mean[t]) / se;
+            eprintln!(
+                "{what}, text {t}: mean squared distance {:.5} (PyTorch {:.5}), z {z:.2}",
+                mean[t], want_mean[t]
+            );
+            worst = worst.max(z.abs());
+        }
+        worst
+    };
+
+    let model = load(&src);
+    let e0: Vec<f32> = model
+        .valid()
+        .embed(&texts, None)
+        .expect("embed")
+        .into_data()
+        .convert::<f32>()
+        .into_vec()
+        .expect("embeddings");
+    let diff = max_abs_diff(&e0, &eval);
+    assert!(diff < 1e-5, "inference embeddings differ by {diff}");
+    let z = worst_z(&model, "ours");
+    assert!(
+        z < 5.0,
+        "dropout noise differs from PyTorch's by {z:.1} standard errors"
+    );
+
+    // Without attention-probability dropout the noise is smaller: the bound must catch it.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("model");
+    embedtune_encoder::testing::copy_dir(&src, &dir).expect("copy");
+    let cfg_path = dir.join("config.json");
+    let mut cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg_path).expect("config")).expect("json");
+    cfg["attention_probs_dropout_prob"] = 0.0.into();
+    std::fs::write(&cfg_path, cfg.to_string()).expect("write config");
+    let z = worst_z(&load(&dir), "no attention dropout");
+    assert!(
+        z >= 5.0,
+        "without attention dropout the noise is within {z:.1} standard errors"
+    );
 }
