@@ -120,7 +120,10 @@ fn regression_post_processor_ids_count_in_the_vocabulary_check() {
 fn saved_adapter(dir: &Path) -> SentenceEncoder<B> {
     let tokenizer = testing::tiny_tokenizer(16).expect("tokenizer");
     let config = TransformerConfig::tiny_bert(100, 8, 1, 2).expect("config");
-    let base = SentenceEncoder::<B>::random(config, tokenizer, &Default::default()).expect("model");
+    let base = {
+        let _serial = crate::common::serial();
+        SentenceEncoder::<B>::random(config, tokenizer, &Default::default()).expect("model")
+    };
     let lora = LoraConfig {
         r: 4,
         alpha: 8.0,
@@ -201,10 +204,11 @@ fn regression_missing_tensors_do_not_allocate_by_the_config() {
     let dir = tmp.path().join("model");
     let tokenizer = testing::tiny_tokenizer(16).expect("tokenizer");
     let config = TransformerConfig::tiny_bert(100, 8, 1, 2).expect("config");
-    SentenceEncoder::<B>::random(config, tokenizer, &Default::default())
-        .expect("model")
-        .save(&dir)
-        .expect("save");
+    let model = {
+        let _serial = crate::common::serial();
+        SentenceEncoder::<B>::random(config, tokenizer, &Default::default()).expect("model")
+    };
+    model.save(&dir).expect("save");
     let weights = dir.join("model.safetensors");
     let bytes = std::fs::read(&weights).expect("read");
     let file = safetensors::SafeTensors::deserialize(&bytes).expect("parse");

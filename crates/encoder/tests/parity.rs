@@ -347,6 +347,8 @@ fn dropout_noise_matches_sentence_transformers() {
         m
     };
     let draws = 100;
+    // The draws seed the shared generator: no other test draws from it meanwhile.
+    let _serial = crate::common::serial();
     // Largest |z| over the texts: (ours − PyTorch's) in standard errors of the difference.
     let worst_z = |model: &SentenceEncoder<Autodiff<B>>, what: &str| -> f64 {
         let (mean, sd) = dropout_noise(model, &texts, draws);

@@ -29,6 +29,7 @@ const TEXTS: [&str; 5] = [
 fn tiny_model<Bk: burn::tensor::backend::Backend>() -> SentenceEncoder<Bk> {
     let tokenizer = testing::tiny_tokenizer(48).expect("tokenizer");
     let config = TransformerConfig::tiny_bert(tokenizer.vocab_size(), 32, 2, 4).expect("config");
+    let _serial = crate::common::serial();
     SentenceEncoder::random(config, tokenizer, &Default::default()).expect("model")
 }
 
@@ -303,6 +304,8 @@ fn legacy_and_plain_transformers_directories_load() {
 #[test]
 fn lora_starts_as_identity_trains_only_adapters_and_merges() {
     let model = tiny_model::<AD>();
+    // Its training steps draw dropout masks from the shared generator.
+    let _serial = crate::common::serial();
     let base_out = model
         .valid()
         .encode(&TEXTS, &EncodeOptions::default())

@@ -21,6 +21,13 @@ pub fn shared(test: &str) -> Option<PathBuf> {
     }
 }
 
+/// burn-ndarray's random generator is global to the process: tests that seed it or draw from it
+/// (random models, dropout) hold this while they do, so that each sees only its own draws.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 pub fn minilm(test: &str) -> Option<PathBuf> {
     let dir = shared(test)?.join("models/all-MiniLM-L6-v2");
     if dir.is_dir() {
