@@ -14,6 +14,7 @@
 
 use std::error::Error;
 use std::fs;
+use std::process::ExitCode;
 
 use embedtune_data::{read_examples, BatchSampler, ReadOptions};
 use serde_json::json;
@@ -21,14 +22,35 @@ use serde_json::json;
 const USAGE: &str =
     "usage: sampler_batches DATA SEED OUT [--epochs N] [--batch-size N] [--allow-duplicates]";
 
-fn main() -> Result<(), Box<dyn Error>> {
+/// `value` as a number, or an error naming `what`.
+fn number<T: std::str::FromStr>(what: &str, value: Option<String>) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    let value = value.ok_or_else(|| format!("{what} needs a value\n{USAGE}"))?;
+    value
+        .parse()
+        .map_err(|e| format!("{what} {value:?}: {e}\n{USAGE}"))
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sampler_batches: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn Error>> {
     let mut positional = Vec::new();
     let (mut epochs, mut batch_size, mut no_duplicates) = (2u64, 32usize, true);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--epochs" => epochs = args.next().ok_or(USAGE)?.parse()?,
-            "--batch-size" => batch_size = args.next().ok_or(USAGE)?.parse()?,
+            "--epochs" => epochs = number(&arg, args.next())?,
+            "--batch-size" => batch_size = number(&arg, args.next())?,
             "--allow-duplicates" => no_duplicates = false,
             _ if arg.starts_with("--") => {
                 return Err(format!("unknown option {arg}\n{USAGE}").into())
@@ -37,7 +59,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         }
     }
     let [data, seed, out] = <[String; 3]>::try_from(positional).map_err(|_| USAGE)?;
-    let seed: u64 = seed.parse()?;
+    let seed: u64 = number("SEED", Some(seed))?;
 
     let examples = read_examples(&data, &ReadOptions::default())?.items;
     let sampler = BatchSampler::new(batch_size)?
