@@ -58,8 +58,8 @@ def ir_evaluator(data_dir, split):
 
 
 def compare(ours_dir, st_out, start_dir, log_history, metrics):
-    ours = [json.loads(line)["record"] for line in open(os.path.join(ours_dir, "train_log.jsonl"))
-            if json.loads(line)["type"] == "step"]
+    log = [json.loads(line) for line in open(os.path.join(ours_dir, "train_log.jsonl"))]
+    ours = [entry["record"] for entry in log if entry["type"] == "step"]
     st = [r for r in log_history if "loss" in r and "grad_norm" in r]
     print(f"steps: ours {len(ours)}, sentence-transformers {len(st)}")
     print("step     loss ours       loss st   grad-norm ours  grad-norm st       lr ours         lr st")
