@@ -7,6 +7,8 @@ Built on ../shared/tools/st_finetune.py (same data preparation and evaluation).
 usage: st_quality_recipe.py MODEL_DIR DATA_DIR OUT_DIR [--train-split train] [--eval-split test]
        [--seed 42] [--epochs 1] [--lr 2e-5] [--batch 32] [--loss gist|mnrl] [--temperature 0.05]
        [--num-negatives 1] [--range-min 10] [--range-max 50] [--relative-margin 0.05]
+
+Needs scripts/requirements-peer.txt plus `datasets` and `accelerate` (transformers' Trainer).
 """
 import argparse
 import csv

@@ -19,10 +19,10 @@
 //! assert!(matches!(job.settings.loss, LossConfig::CachedMnrl { mini_batch: 32, .. }));
 //!
 //! // A named recipe, one of its settings overridden.
-//! let cli = Cli::parse_from(["finetune", "--data", "train.jsonl", "--recipe", "quality", "--epochs", "3"]);
+//! let cli = Cli::parse_from(["finetune", "--data", "train.jsonl", "--recipe", "quality", "--epochs", "4"]);
 //! let job = cli.job.job("models/e5-large-v2".into(), "cpu").unwrap();
 //! let quality = Recipe::Quality.settings();
-//! assert_eq!(job.settings.epochs, 3);
+//! assert_eq!(job.settings.epochs, 4);
 //! assert_eq!(job.settings.lr, quality.lr);
 //! assert_eq!(job.settings.loss, quality.loss);
 //! assert_eq!(job.mining.unwrap().range_min, quality.mining.unwrap().range_min);
