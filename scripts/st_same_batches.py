@@ -11,6 +11,8 @@ should compute the same function: this script checks that over a whole run.
     python3 scripts/st_same_batches.py NODROP batches.json ST_OUT --lr 1e-4 \
         --eval-data SCIFACT --eval-split test --compare OURS
 
+Needs scripts/requirements-peer.txt plus `accelerate` (transformers' Trainer).
+
 Writes ST_OUT/model (the trained model), ST_OUT/log_history.json (loss, grad norm, learning rate
 per step) and ST_OUT/metrics.json (its InformationRetrievalEvaluator on the split). With
 --compare it prints, step by step, our loss / gradient norm / learning rate beside its own, then
