@@ -13,25 +13,18 @@ Both models must have the same tensors and shapes; a `bert.` / `roberta.` prefix
 ignored. Needs numpy and safetensors.
 """
 import os
-import shutil
 import sys
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file
+
+from model_weights import bare, load_bare, write_model
 
 if len(sys.argv) != 5:
     sys.exit(__doc__)
 a_dir, b_dir, out, alpha = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
 
-
-def bare(name):
-    for p in ("bert.", "roberta."):
-        if name.startswith(p):
-            return name[len(p):]
-    return name
-
-
-a = {bare(k): v for k, v in load_file(os.path.join(a_dir, "model.safetensors")).items()}
+a = load_bare(a_dir)
 b = load_file(os.path.join(b_dir, "model.safetensors"))
 only = set(a) ^ {bare(k) for k in b}
 if only:
@@ -47,13 +40,5 @@ for name, wb in b.items():
     wa, wb = wa.astype(np.float32), wb.astype(np.float32)
     mixed[name] = wa + np.float32(alpha) * (wb - wa)
 
-if os.path.exists(out):
-    shutil.rmtree(out)
-tmp = out + ".tmp"
-if os.path.exists(tmp):
-    shutil.rmtree(tmp)
-shutil.copytree(b_dir, tmp, ignore=shutil.ignore_patterns(
-    "checkpoint*", "checkpoints", "best", "adapter", "*.jsonl", "*.svg", "report.json"))
-save_file(mixed, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
-os.rename(tmp, out)
+write_model(b_dir, out, mixed)
 print(f"{out}: {len(mixed)} tensors, {a_dir} + {alpha} * ({b_dir} - {a_dir})")
