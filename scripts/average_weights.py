@@ -23,17 +23,18 @@ if len(sys.argv) < 4:
 template, out, sources = sys.argv[1], sys.argv[2], sys.argv[3:]
 
 names = load_file(os.path.join(template, "model.safetensors"))
+shapes = {bare(k): v.shape for k, v in names.items()}
 sums, first = {}, None
 for src in sources:
     w = load_bare(src)
     if first is None:
         first = w
-    only = set(w) ^ {bare(k) for k in names}
+    only = set(w) ^ set(shapes)
     if only:
         sys.exit(f"{src}: its tensors differ from the template's: {sorted(only)[:5]}")
     for name, t in w.items():
-        if t.shape != first[name].shape:
-            sys.exit(f"{src}: {name} has shape {t.shape}, {sources[0]} {first[name].shape}")
+        if t.shape != shapes[name]:
+            sys.exit(f"{src}: {name} has shape {t.shape}, the template's {shapes[name]}")
         if np.issubdtype(t.dtype, np.floating):
             sums[name] = sums.get(name, 0) + t.astype(np.float64)
 
