@@ -10,8 +10,8 @@ and written to OUT_DIR/select_ids.txt; every setting of a recipe is chosen on `s
 
 --fold K (default 0) picks one of round(1 / holdout) disjoint selection sets (k-fold): fold 0 is
 the seeded sample above (the selection set of every run in BENCHMARKS.md before stop 32); the
-other train queries are shuffled with the same seed and cut into the remaining folds, so folds
-0..K-1 together hold every train query once.
+other train queries are shuffled with the same seed and cut into the remaining folds, so all
+round(1 / holdout) folds together hold every train query once.
 """
 import argparse
 import csv

@@ -24,12 +24,13 @@ def load_bare(path):
 def write_model(template, out, tensors):
     """Writes OUT as TEMPLATE's files (config, tokenizer, pooling; not its training logs or
     checkpoints) with `tensors` as its model.safetensors."""
-    if os.path.exists(out):
-        shutil.rmtree(out)
     tmp = out + ".tmp"
     if os.path.exists(tmp):
         shutil.rmtree(tmp)
     shutil.copytree(template, tmp, ignore=shutil.ignore_patterns(
         "checkpoint*", "checkpoints", "best", "adapter", "*.jsonl", "*.svg", "report.json"))
     save_file(tensors, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
+    # The old OUT goes only once the new one is complete.
+    if os.path.exists(out):
+        shutil.rmtree(out)
     os.rename(tmp, out)
