@@ -198,6 +198,15 @@ pub enum DataError {
     /// A batch size of 0.
     #[error("invalid configuration: batch size must be > 0")]
     ZeroBatchSize,
+    /// [`BatchSampler::topic_batches`](crate::BatchSampler::topic_batches) was given a number
+    /// of topics other than the number of items.
+    #[error("topic batches: {topics} topics given for {items} items")]
+    TopicCount {
+        /// Items to batch.
+        items: usize,
+        /// Topics given.
+        topics: usize,
+    },
     /// The token-length function given to
     /// [`DatasetStats::compute`](crate::DatasetStats::compute) returned a number of lengths
     /// other than the number of texts it was given.

@@ -123,11 +123,13 @@ impl BatchSampler {
         let mut rng = StdRng::seed_from_u64(self.seed.wrapping_add(epoch));
         let mut batches = if self.no_duplicates {
             let expected = self.num_batches(items.len());
-            let mut out = self.no_duplicate_pass(items, self.order(items, &mut rng));
+            let mut out =
+                self.no_duplicate_pass(items, self.order(items, &mut rng), !self.drop_last);
             let mut passes = 0;
             while out.len() < expected && !out.is_empty() && passes < MAX_RESAMPLE_PASSES {
                 passes += 1;
-                let more = self.no_duplicate_pass(items, self.order(items, &mut rng));
+                let more =
+                    self.no_duplicate_pass(items, self.order(items, &mut rng), !self.drop_last);
                 out.extend(more.into_iter().take(expected - out.len()));
             }
             out
@@ -142,6 +144,89 @@ impl BatchSampler {
             batches.shuffle(&mut rng);
         }
         batches
+    }
+
+    /// Topic-aware batches (TAS-B, Hofstätter et al. 2021): the batches of one epoch with every
+    /// full batch drawn from one topic, so that the in-batch negatives are on the same subject
+    /// as the anchor. `topics[i]` is item `i`'s topic (e.g. a cluster of its anchor's
+    /// embedding). The epoch's shuffled order is split by topic (keeping the order within each
+    /// topic); each topic is batched as [`batches`](Self::batches) would batch it (no
+    /// duplicates, buckets), its full batches are kept, the items of its partial batches are
+    /// pooled across topics and batched last in shuffled order; then the batch order is
+    /// shuffled. Every item is in exactly one batch, except that `drop_last` drops the
+    /// pool's partial batch as it does in [`batches`](Self::batches).
+    ///
+    /// `topics` must have one entry per item.
+    ///
+    /// ```
+    /// use embedtune_data::{BatchSampler, Example};
+    /// let data: Vec<Example> = (0..8).map(|i| Example::pair(format!("q{i}"), format!("p{i}"))).collect();
+    /// let topics = [0, 1, 0, 1, 0, 1, 0, 1];
+    /// let sampler = BatchSampler::new(4).unwrap().seed(3);
+    /// for batch in sampler.topic_batches(&data, &topics, 0).unwrap() {
+    ///     assert!(batch.iter().all(|&i| topics[i] == topics[batch[0]]));
+    /// }
+    /// ```
+    pub fn topic_batches<T: TextColumns>(
+        &self,
+        items: &[T],
+        topics: &[u32],
+        epoch: u64,
+    ) -> Result<Vec<Vec<usize>>> {
+        if topics.len() != items.len() {
+            return Err(DataError::TopicCount {
+                items: items.len(),
+                topics: topics.len(),
+            });
+        }
+        let mut rng = StdRng::seed_from_u64(self.seed.wrapping_add(epoch));
+        let order = self.order(items, &mut rng);
+        // Topics in order of first appearance in the shuffled order (deterministic per seed).
+        let mut by_topic: Vec<(u32, Vec<usize>)> = Vec::new();
+        let mut slot: std::collections::HashMap<u32, usize> = std::collections::HashMap::new();
+        for &i in &order {
+            let s = *slot.entry(topics[i]).or_insert_with(|| {
+                by_topic.push((topics[i], Vec::new()));
+                by_topic.len() - 1
+            });
+            by_topic[s].1.push(i);
+        }
+        let mut batches = Vec::new();
+        let mut pool = Vec::new();
+        for (_, members) in by_topic {
+            let cut = if self.no_duplicates {
+                self.no_duplicate_pass(items, members, true)
+            } else {
+                members
+                    .chunks(self.batch_size)
+                    .map(<[usize]>::to_vec)
+                    .collect()
+            };
+            for batch in cut {
+                if batch.len() == self.batch_size {
+                    batches.push(batch);
+                } else {
+                    pool.extend(batch);
+                }
+            }
+        }
+        // The pool keeps the shuffled order, so its batches mix topics at random.
+        let rank: std::collections::HashMap<usize, usize> =
+            order.iter().enumerate().map(|(r, &i)| (i, r)).collect();
+        pool.sort_by_key(|i| rank[i]);
+        let rest: Vec<Vec<usize>> = if self.no_duplicates {
+            self.no_duplicate_pass(items, pool, true)
+        } else {
+            pool.chunks(self.batch_size)
+                .map(<[usize]>::to_vec)
+                .collect()
+        };
+        batches.extend(
+            rest.into_iter()
+                .filter(|b| !self.drop_last || b.len() == self.batch_size),
+        );
+        batches.shuffle(&mut rng);
+        Ok(batches)
     }
 
     /// The (shuffled, length-bucketed) order of one pass.
@@ -159,8 +244,14 @@ impl BatchSampler {
         order
     }
 
-    /// One pass of the no-duplicates walk over `order`.
-    fn no_duplicate_pass<T: TextColumns>(&self, items: &[T], order: Vec<usize>) -> Vec<Vec<usize>> {
+    /// One pass of the no-duplicates walk over `order`; partial batches are yielded only if
+    /// `keep_partial`.
+    fn no_duplicate_pass<T: TextColumns>(
+        &self,
+        items: &[T],
+        order: Vec<usize>,
+        keep_partial: bool,
+    ) -> Vec<Vec<usize>> {
         let mut out = Vec::new();
         // Examples skipped by earlier walks, in order; all precede order[cursor..].
         let mut deferred: Vec<usize> = Vec::new();
@@ -189,7 +280,7 @@ impl BatchSampler {
                 cursor += 1;
             }
             deferred = still_deferred;
-            if batch.len() == self.batch_size || !self.drop_last {
+            if batch.len() == self.batch_size || keep_partial {
                 out.push(batch);
             }
         }

@@ -194,3 +194,65 @@ fn length_sorted_batches_for_encoding() {
     assert!(length_sorted_batches(&texts, 0).is_err());
     assert!(BatchSampler::new(0).is_err());
 }
+
+#[test]
+fn topic_batches_draw_each_full_batch_from_one_topic() {
+    let data: Vec<Example> = (0..100)
+        .map(|i| Example::pair(format!("q{i}"), format!("p{i}")))
+        .collect();
+    let topics: Vec<u32> = (0..100).map(|i| (i % 3) as u32).collect(); // 34 + 33 + 33
+    let s = BatchSampler::new(8).unwrap().seed(5);
+    let batches = s.topic_batches(&data, &topics, 0).unwrap();
+    assert_eq!(sorted_indices(&batches), (0..100).collect::<Vec<_>>());
+    let pure = batches
+        .iter()
+        .filter(|b| b.len() == 8 && b.iter().all(|&i| topics[i] == topics[b[0]]))
+        .count();
+    // 4 full batches per topic; the 2 + 1 + 1 left over make one mixed partial batch.
+    assert_eq!(pure, 12);
+    assert_eq!(batches.len(), 13);
+    assert_eq!(batches, s.topic_batches(&data, &topics, 0).unwrap());
+    assert_ne!(batches, s.topic_batches(&data, &topics, 1).unwrap());
+    // The batch order is shuffled: topics are interleaved, not one after the other.
+    let first_topics: Vec<u32> = batches.iter().map(|b| topics[b[0]]).collect();
+    assert!(first_topics.windows(2).any(|w| w[0] != w[1]));
+    // drop_last drops only the mixed partial batch.
+    let dropped = s
+        .clone()
+        .drop_last(true)
+        .topic_batches(&data, &topics, 0)
+        .unwrap();
+    assert_eq!(dropped.len(), 12);
+    assert!(dropped.iter().all(|b| b.len() == 8));
+    // One topic for everything: the plain chunks of the shuffled order.
+    let one = vec![0u32; 100];
+    assert_eq!(
+        sorted_indices(&s.topic_batches(&data, &one, 0).unwrap()),
+        (0..100).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn topic_batches_keep_no_duplicates_and_reject_a_wrong_topic_count() {
+    let data = dupey();
+    let topics: Vec<u32> = (0..100).map(|i| (i % 4) as u32).collect();
+    let s = BatchSampler::new(6).unwrap().seed(11).no_duplicates(true);
+    let batches = s.topic_batches(&data, &topics, 2).unwrap();
+    assert_eq!(sorted_indices(&batches), (0..100).collect::<Vec<_>>());
+    for b in &batches {
+        let mut seen = HashSet::new();
+        for &i in b {
+            for (_, t) in data[i].columns() {
+                assert!(
+                    seen.insert(t.to_string()),
+                    "text {t:?} twice in batch {b:?}"
+                );
+            }
+        }
+    }
+    let err = s.topic_batches(&data, &topics[..99], 0).unwrap_err();
+    assert!(
+        err.to_string().contains("99 topics given for 100 items"),
+        "{err}"
+    );
+}

@@ -136,6 +136,10 @@ pub struct FinetuneArgs {
     /// Truncation length in tokens (default: the model's).
     #[arg(long)]
     pub max_seq_len: Option<usize>,
+    /// Topic-aware batches: cluster the training queries into this many topics with the
+    /// starting model and fill each batch from one topic (default: off).
+    #[arg(long)]
+    pub topic_clusters: Option<usize>,
     /// The loss (default: the recipe's).
     #[arg(long, value_enum)]
     pub loss: Option<LossName>,
@@ -382,6 +386,7 @@ impl FinetuneArgs {
             num_negatives: self.num_negatives,
             lora,
             max_seq_len: self.max_seq_len,
+            topic_clusters: self.topic_clusters,
             eval_steps: self.eval_steps,
             save_steps: self.save_steps,
             progress_bar: !self.quiet,

@@ -209,6 +209,12 @@ pub struct TrainConfig {
     pub loss: LossConfig,
     /// Never put the same text twice in a batch.
     pub no_duplicates: bool,
+    /// Topic-aware batches (TAS-B): cluster the training anchors into this many topics with
+    /// the starting model (spherical k-means, [`crate::kmeans`]) and draw every full batch from
+    /// one topic ([`embedtune_data::BatchSampler::topic_batches`]). `None` (default): plain
+    /// batches, as sentence-transformers.
+    #[serde(default)]
+    pub topic_clusters: Option<usize>,
     /// Hard negatives used per example (the first k); `None` uses as many as every example has.
     pub num_negatives: Option<usize>,
     /// Train LoRA adapters instead of all weights.
@@ -247,6 +253,7 @@ impl Default for TrainConfig {
             seed: 42,
             loss: LossConfig::default(),
             no_duplicates: true,
+            topic_clusters: None,
             num_negatives: None,
             lora: None,
             max_seq_len: None,
@@ -298,6 +305,9 @@ impl TrainConfig {
         }
         if !(a.eps > 0.0 && a.weight_decay >= 0.0) {
             return bad("adamw", "eps must be > 0 and weight_decay ≥ 0");
+        }
+        if self.topic_clusters == Some(0) {
+            return bad("topic_clusters", "must be positive when set");
         }
         if self.logging_steps == 0 {
             return bad("logging_steps", "must be positive");

@@ -67,6 +67,7 @@ pub mod mining;
 mod optim;
 pub mod plot;
 mod recipe;
+mod topics;
 mod trainer;
 
 pub use config::{GistMargin, LossConfig, TrainConfig};
@@ -78,4 +79,5 @@ pub use optim::{
     clip_grad_norm, grad_norm, scale_grads, AdamW, AdamWConfig, LinearSchedule, NamedTensors,
 };
 pub use recipe::{Recipe, RecipeSettings, QUALITY_EPOCHS, QUALITY_LR, QUALITY_REMINE_EVERY};
+pub use topics::{anchor_topics, kmeans, KMEANS_MAX_ITER};
 pub use trainer::{check_output_dir, Best, Evaluate, Remine, StepStats, TrainOutcome, Trainer};

@@ -1,6 +1,6 @@
 //! The fine-tuning loop.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -18,6 +18,7 @@ use crate::config::{LossConfig, TrainConfig};
 use crate::error::{Result, TrainError};
 use crate::log::{EvalRecord, RunLog, StepRecord};
 use crate::optim::{clip_grad_norm, grad_norm, scale_grads, AdamW, LinearSchedule};
+use crate::topics::anchor_topics;
 
 /// Evaluates a model during training (e.g. the eval crate's IR evaluator on a dev split).
 pub trait Evaluate<B: Backend> {
@@ -97,6 +98,8 @@ pub struct Trainer<'e, B: AutodiffBackend> {
     guide: Option<SentenceEncoder<B::InnerBackend>>,
     /// Every this many epochs, the examples are replaced by the miner's.
     remining: Option<(u64, &'e mut dyn Remine<B::InnerBackend>)>,
+    /// The topic of each anchor for topic-aware batches ([`TrainConfig::topic_clusters`]).
+    topics: Option<HashMap<String, u32>>,
 }
 
 /// A stable 64-bit mix of several numbers (splitmix64 over each), for derived seeds.
@@ -127,7 +130,17 @@ impl<'e, B: AutodiffBackend> Trainer<'e, B> {
             overwrite: false,
             guide: None,
             remining: None,
+            topics: None,
         })
+    }
+
+    /// Topic-aware batches with these topics (anchor text → topic) instead of clustering the
+    /// anchors with the starting model as [`TrainConfig::topic_clusters`] does. An anchor
+    /// missing from the map (one a miner added) is put in a topic of its own kind: all such
+    /// anchors share one topic.
+    pub fn with_topics(mut self, topics: HashMap<String, u32>) -> Self {
+        self.topics = Some(topics);
+        self
     }
 
     /// Before every `every`-th epoch (epochs `every`, `2·every`, …), replaces the training
@@ -252,6 +265,21 @@ impl<'e, B: AutodiffBackend> Trainer<'e, B> {
             // The starting model (before adapters and before any resumed weights), frozen.
             self.guide = Some(model.valid());
         }
+        if let (Some(k), None) = (cfg.topic_clusters, &self.topics) {
+            // Clustered with the starting model (before adapters and resumed weights), so a
+            // resumed run gets the same topics.
+            let topics = anchor_topics(
+                &model.valid(),
+                &examples,
+                k,
+                mix(&[cfg.seed, 0x70_91c5]),
+                cfg.query_prompt.clone(),
+            )?;
+            let mut sizes = vec![0usize; k];
+            topics.values().for_each(|&t| sizes[t as usize] += 1);
+            tracing::info!("topic-aware batches: {k} topics of the anchors, sizes {sizes:?}");
+            self.topics = Some(topics);
+        }
         if resume.is_none() {
             self.claim_output_dir()?;
         }
@@ -259,10 +287,23 @@ impl<'e, B: AutodiffBackend> Trainer<'e, B> {
         let sampler = BatchSampler::new(cfg.batch_size)?
             .seed(cfg.seed)
             .no_duplicates(cfg.no_duplicates);
+        let topics = self.topics.clone();
+        let epoch_batches = |examples: &[Example], epoch: u64| -> Result<Vec<Vec<usize>>> {
+            match &topics {
+                Some(t) => {
+                    let ids: Vec<u32> = examples
+                        .iter()
+                        .map(|e| t.get(&e.anchor).copied().unwrap_or(u32::MAX))
+                        .collect();
+                    Ok(sampler.topic_batches(examples, &ids, epoch)?)
+                }
+                None => Ok(sampler.batches(examples, epoch)),
+            }
+        };
         // The trainer follows the batches the sampler really yields in each epoch (the
         // no-duplicates sampler may yield more or fewer than `num_batches`).
         let steps_in = |batches: usize| batches.div_ceil(cfg.grad_accum) as u64;
-        let first_epoch = sampler.batches(&examples, 0);
+        let first_epoch = epoch_batches(&examples, 0)?;
         if first_epoch.is_empty() {
             return Err(TrainError::Config {
                 name: "batch_size",
@@ -276,10 +317,11 @@ impl<'e, B: AutodiffBackend> Trainer<'e, B> {
         let total_steps = match cfg.max_steps {
             Some(n) => n,
             None => {
-                steps_in(first_epoch.len())
-                    + (1..cfg.epochs as u64)
-                        .map(|e| steps_in(sampler.batches(&examples, e).len()))
-                        .sum::<u64>()
+                let mut steps = steps_in(first_epoch.len());
+                for e in 1..cfg.epochs as u64 {
+                    steps += steps_in(epoch_batches(&examples, e)?.len());
+                }
+                steps
             }
         };
         let schedule = LinearSchedule::with_ratio(cfg.lr, cfg.warmup_ratio, total_steps);
@@ -325,7 +367,7 @@ impl<'e, B: AutodiffBackend> Trainer<'e, B> {
             }
             let batches = match first_epoch.take() {
                 Some(b) => b,
-                None => sampler.batches(&examples, epoch),
+                None => epoch_batches(&examples, epoch)?,
             };
             let steps_this_epoch = steps_in(batches.len()).max(1);
             if state.step >= epoch_start + steps_this_epoch {

@@ -17,8 +17,8 @@ use embedtune_train::mining::{
     Sampling,
 };
 use embedtune_train::{
-    clip_grad_norm, AdamW, AdamWConfig, CheckpointFault, Evaluate, GistMargin, LinearSchedule,
-    LossConfig, Remine, SettingChange, TrainConfig, TrainError, Trainer,
+    clip_grad_norm, kmeans, AdamW, AdamWConfig, CheckpointFault, Evaluate, GistMargin,
+    LinearSchedule, LossConfig, Remine, SettingChange, TrainConfig, TrainError, Trainer,
 };
 
 mod crash;
@@ -1644,4 +1644,151 @@ fn three_steps_on_minilm_match_sentence_transformers() {
         diff < 1e-5,
         "after three steps the embeddings differ by {diff}"
     );
+}
+
+/// 90 unit-ish vectors around three directions of a 16-d space, with seeded noise.
+fn three_blobs() -> (embedtune_core::Embeddings, Vec<usize>) {
+    let mut state = 12345u64;
+    let mut noise = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 33) as f32 / (1u64 << 31) as f32 - 0.5) * 0.4
+    };
+    let mut values = Vec::new();
+    let mut truth = Vec::new();
+    for i in 0..90 {
+        let blob = i % 3;
+        for d in 0..16 {
+            let centre = if d / 5 == blob { 1.0 } else { 0.0 };
+            values.push(centre + noise());
+        }
+        truth.push(blob);
+    }
+    (
+        embedtune_core::Embeddings::new(values, 16).expect("shape"),
+        truth,
+    )
+}
+
+#[test]
+fn kmeans_recovers_separated_clusters_and_rejects_bad_input() {
+    let (vectors, truth) = three_blobs();
+    for seed in [0, 1, 42] {
+        let labels = kmeans(&vectors, 3, seed).expect("kmeans");
+        // Each blob is one cluster, and the three clusters differ.
+        for blob in 0..3 {
+            let of_blob: std::collections::BTreeSet<u32> = (0..90)
+                .filter(|&i| truth[i] == blob)
+                .map(|i| labels[i])
+                .collect();
+            assert_eq!(
+                of_blob.len(),
+                1,
+                "seed {seed}: blob {blob} split into {of_blob:?}"
+            );
+        }
+        let all: std::collections::BTreeSet<u32> = labels.iter().copied().collect();
+        assert_eq!(all.len(), 3);
+        assert_eq!(labels, kmeans(&vectors, 3, seed).expect("again"), "seeded");
+    }
+    // As many clusters as points: every point alone; duplicate points still give k labels < k.
+    let four = embedtune_core::Embeddings::new(vec![1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0], 2)
+        .expect("shape");
+    let labels = kmeans(&four, 3, 9).expect("kmeans");
+    assert!(labels.iter().all(|&l| l < 3));
+    assert_eq!(labels[0], labels[2]);
+    assert_eq!(labels[1], labels[3]);
+    let distinct =
+        embedtune_core::Embeddings::new(vec![1.0, 0.0, 0.0, 1.0, -1.0, 0.0], 2).expect("shape");
+    let labels = kmeans(&distinct, 3, 9).expect("kmeans");
+    assert_eq!(
+        labels
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        3
+    );
+
+    let config_error = |r: Result<Vec<u32>, TrainError>| match r {
+        Err(TrainError::Config { name, reason }) => {
+            assert_eq!(name, "topic_clusters");
+            reason
+        }
+        other => panic!("expected a topic_clusters error, got {other:?}"),
+    };
+    assert!(config_error(kmeans(&vectors, 0, 1)).contains("0 clusters"));
+    assert!(config_error(kmeans(&vectors, 91, 1)).contains("91 clusters asked for 90"));
+    let mut bad = vectors.clone();
+    bad.get_mut(7).expect("row")[3] = f32::NAN;
+    assert!(config_error(kmeans(&bad, 3, 1)).contains("vector 7"));
+    let mut zero = vectors.clone();
+    zero.get_mut(5).expect("row").fill(0.0);
+    assert!(config_error(kmeans(&zero, 3, 1)).contains("vector 5"));
+}
+
+#[test]
+fn topic_aware_batches_train_with_given_or_clustered_topics() {
+    let _serial = serial();
+    let data = examples();
+    // Given topics: the first six subjects, and the last six.
+    let topics: std::collections::HashMap<String, u32> = data
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.anchor.clone(), (i / 12) as u32))
+        .collect();
+    let cfg = settings();
+    let sampler = embedtune_data::BatchSampler::new(cfg.batch_size)
+        .expect("sampler")
+        .seed(cfg.seed)
+        .no_duplicates(true);
+    let ids: Vec<u32> = data.iter().map(|e| topics[&e.anchor]).collect();
+    let expected: u64 = (0..cfg.epochs as u64)
+        .map(|e| {
+            sampler
+                .topic_batches(&data, &ids, e)
+                .expect("batches")
+                .len() as u64
+        })
+        .sum();
+    let out = tempfile::tempdir().expect("tmp");
+    let outcome = Trainer::<AD>::new(cfg.clone(), out.path())
+        .expect("trainer")
+        .with_topics(topics)
+        .train(tiny_model(), &data, None)
+        .expect("train");
+    assert_eq!(outcome.steps, expected);
+    assert!(outcome.history.iter().all(|r| r.loss.is_finite()));
+
+    // Clustered with the starting model.
+    let out = tempfile::tempdir().expect("tmp");
+    let clustered = TrainConfig {
+        topic_clusters: Some(2),
+        ..settings()
+    };
+    let outcome = Trainer::<AD>::new(clustered, out.path())
+        .expect("trainer")
+        .train(tiny_model(), &data, None)
+        .expect("train");
+    assert!(outcome.steps >= 6, "two epochs of at least 3 batches");
+
+    // More topics than distinct anchors: a typed error before any step.
+    let out = tempfile::tempdir().expect("tmp");
+    let too_many = TrainConfig {
+        topic_clusters: Some(25),
+        ..settings()
+    };
+    match Trainer::<AD>::new(too_many, out.path())
+        .expect("trainer")
+        .train(tiny_model(), &data, None)
+    {
+        Err(TrainError::Config { name, .. }) => assert_eq!(name, "topic_clusters"),
+        Err(e) => panic!("expected a topic_clusters error, got {e}"),
+        Ok(_) => panic!("25 topics of 24 anchors trained"),
+    }
+    let zero = TrainConfig {
+        topic_clusters: Some(0),
+        ..settings()
+    };
+    assert!(Trainer::<AD>::new(zero, out.path()).is_err());
 }
