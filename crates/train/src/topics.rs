@@ -18,11 +18,15 @@ use crate::error::{Result, TrainError};
 /// Lloyd iterations of [`kmeans`] at most (it stops earlier once no point changes cluster).
 pub const KMEANS_MAX_ITER: usize = 100;
 
+/// Cosine similarity above which a point counts as sitting on its centroid.
+const ON_CENTRE: f32 = 1.0 - 1e-6;
+
 /// Spherical k-means (cosine similarity) of the rows of `vectors` into `k` clusters: seeded
 /// k-means++ initialisation (distance `1 − cos`), then Lloyd iterations (each point to its most
 /// similar centroid, each centroid the normalised mean of its points) until no assignment
 /// changes or [`KMEANS_MAX_ITER`] iterations. A cluster left empty is re-seeded with the point
-/// least similar to its own centroid. Returns the cluster of each row.
+/// least similar to its own centroid (and stays empty when every point sits on its centroid,
+/// as with fewer distinct points than clusters). Returns the cluster of each row.
 ///
 /// Errors: `k` of 0 or above the number of rows, and a row that is not finite or is all zero.
 ///
@@ -117,16 +121,22 @@ pub fn kmeans(vectors: &Embeddings, k: usize, seed: u64) -> Result<Vec<u32>> {
         for c in 0..k {
             let centre = &mut sums[c * dim..(c + 1) * dim];
             if counts[c] == 0 {
-                // Re-seed with the point furthest from its centroid (taken out of its cluster).
+                // Re-seed with the point furthest from its centroid (taken out of its cluster);
+                // a point already on its centroid would only move a duplicate, so when every
+                // point is on one (fewer distinct points than clusters) the cluster stays empty
+                // and keeps its centre.
                 let far = (0..n)
-                    .filter(|&i| counts[labels[i] as usize] > 1)
+                    .filter(|&i| counts[labels[i] as usize] > 1 && sims[i] < ON_CENTRE)
                     .min_by(|&a, &b| sims[a].total_cmp(&sims[b]));
-                if let Some(far) = far {
-                    counts[labels[far] as usize] -= 1;
-                    counts[c] = 1;
-                    labels[far] = c as u32;
-                    sims[far] = 1.0;
-                    centre.copy_from_slice(point(far));
+                match far {
+                    Some(far) => {
+                        counts[labels[far] as usize] -= 1;
+                        counts[c] = 1;
+                        labels[far] = c as u32;
+                        sims[far] = 1.0;
+                        centre.copy_from_slice(point(far));
+                    }
+                    None => centre.copy_from_slice(&centroids[c * dim..(c + 1) * dim]),
                 }
             }
             let norm = centre.iter().map(|x| x * x).sum::<f32>().sqrt();
