@@ -85,11 +85,25 @@ fn values(t: &NdArrayTensor) -> Cow<'_, [f32]> {
             let view = storage.view();
             match view.to_slice() {
                 Some(slice) => Cow::Borrowed(slice),
-                None => Cow::Owned(view.iter().copied().collect()),
+                None => {
+                    // A strided view (a transposed weight, as loaded): copied row by row, each
+                    // row a one-dimensional walk; `view.iter()` steps a dynamic-rank index per
+                    // element, which cost more than the matrix product it feeds.
+                    let mut out = Vec::with_capacity(view.len());
+                    for row in view.rows() {
+                        out.extend(row.iter().copied());
+                    }
+                    Cow::Owned(out)
+                }
             }
         }
         NdArrayTensor::F64(storage) => {
-            Cow::Owned(storage.view().iter().map(|&v| v as f32).collect())
+            let view = storage.view();
+            let mut out = Vec::with_capacity(view.len());
+            for row in view.rows() {
+                out.extend(row.iter().map(|&v| v as f32));
+            }
+            Cow::Owned(out)
         }
         // burn-ndarray's float tensors are f32 or f64; other variants hold ints and bools.
         _ => unreachable!("fused CPU ops get float tensors"),
