@@ -27,10 +27,13 @@
 //! assert_eq!(job.settings.loss, quality.loss);
 //! assert_eq!(job.mining.unwrap().range_min, quality.mining.unwrap().range_min);
 //! assert_eq!(job.remine_every, quality.remine_every);
+//! assert_eq!(job.settings.topic_clusters, quality.topic_clusters);
 //!
-//! // The quality recipe without re-mining.
+//! // The quality recipe without re-mining, and without topic-aware batches.
 //! let cli = Cli::parse_from(["finetune", "--data", "train.jsonl", "--recipe", "quality", "--remine-every", "0"]);
 //! assert_eq!(cli.job.job("models/e5-large-v2".into(), "cpu").unwrap().remine_every, None);
+//! let cli = Cli::parse_from(["finetune", "--data", "train.jsonl", "--recipe", "quality", "--topic-clusters", "0"]);
+//! assert_eq!(cli.job.job("models/e5-large-v2".into(), "cpu").unwrap().settings.topic_clusters, None);
 //! ```
 
 use std::path::PathBuf;
@@ -137,7 +140,8 @@ pub struct FinetuneArgs {
     #[arg(long)]
     pub max_seq_len: Option<usize>,
     /// Topic-aware batches: cluster the training queries into this many topics with the
-    /// starting model and fill each batch from one topic (default: off).
+    /// starting model and fill each batch from one topic; 0 turns them off (default: the
+    /// recipe's: off for `st`, 8 for `quality`).
     #[arg(long)]
     pub topic_clusters: Option<usize>,
     /// The loss (default: the recipe's).
@@ -386,7 +390,11 @@ impl FinetuneArgs {
             num_negatives: self.num_negatives,
             lora,
             max_seq_len: self.max_seq_len,
-            topic_clusters: self.topic_clusters,
+            topic_clusters: match self.topic_clusters {
+                Some(0) => None,
+                Some(k) => Some(k),
+                None => recipe.topic_clusters,
+            },
             eval_steps: self.eval_steps,
             save_steps: self.save_steps,
             progress_bar: !self.quiet,

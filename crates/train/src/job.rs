@@ -402,8 +402,8 @@ impl Finetune {
     }
 
     /// Trains with a named recipe's loss, epochs, learning rate (its LoRA rate when the
-    /// settings already have LoRA: set them first), mining and re-mining (the other settings
-    /// stay as they are; the mining seed is the settings' seed).
+    /// settings already have LoRA: set them first), mining, re-mining and topic-aware batches
+    /// (the other settings stay as they are; the mining seed is the settings' seed).
     pub fn recipe(mut self, recipe: crate::Recipe) -> Self {
         let r = recipe.settings();
         self.settings.lr = r.lr_for(self.settings.lora.is_some());
@@ -414,6 +414,7 @@ impl Finetune {
             ..m
         });
         self.remine_every = r.remine_every;
+        self.settings.topic_clusters = r.topic_clusters;
         self
     }
 

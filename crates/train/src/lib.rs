@@ -78,6 +78,9 @@ pub use log::{peak_memory_mib, EvalRecord, Progress, RunLog, StepRecord};
 pub use optim::{
     clip_grad_norm, grad_norm, scale_grads, AdamW, AdamWConfig, LinearSchedule, NamedTensors,
 };
-pub use recipe::{Recipe, RecipeSettings, QUALITY_EPOCHS, QUALITY_LR, QUALITY_REMINE_EVERY};
+pub use recipe::{
+    Recipe, RecipeSettings, QUALITY_EPOCHS, QUALITY_LR, QUALITY_REMINE_EVERY,
+    QUALITY_TOPIC_CLUSTERS,
+};
 pub use topics::{anchor_topics, kmeans, KMEANS_MAX_ITER};
 pub use trainer::{check_output_dir, Best, Evaluate, Remine, StepStats, TrainOutcome, Trainer};

@@ -22,7 +22,9 @@ pub enum Recipe {
     /// epochs, lr [`QUALITY_LR`] (2e-5 and 5e-5 scored lower there), batch 32, and the
     /// negatives mined again with the model being trained before every epoch after the first
     /// ([`QUALITY_REMINE_EVERY`]; it scored higher there than keeping the zero-shot model's, and
-    /// three re-mined epochs scored higher there than two).
+    /// three re-mined epochs scored higher there than two), and topic-aware batches
+    /// ([`QUALITY_TOPIC_CLUSTERS`] topics of the training queries, each batch drawn from one;
+    /// over four held-out runs on three disjoint folds they gained +0.0086 nDCG@10 on average).
     /// With LoRA the rate is ten times that, as for [`Recipe::St`] (not selected separately).
     Quality,
 }
@@ -35,6 +37,10 @@ pub const QUALITY_LR: f64 = 1e-4;
 
 /// Re-mining period of [`Recipe::Quality`]: mine again before every epoch after the first.
 pub const QUALITY_REMINE_EVERY: u64 = 1;
+
+/// Topics of [`Recipe::Quality`]'s topic-aware batches ([`crate::TrainConfig::topic_clusters`];
+/// fixed in advance, not tuned).
+pub const QUALITY_TOPIC_CLUSTERS: usize = 8;
 
 /// What a [`Recipe`] sets.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +57,8 @@ pub struct RecipeSettings {
     pub mining: Option<MiningConfig>,
     /// Re-mining with the model being trained before every this many epochs.
     pub remine_every: Option<u64>,
+    /// Topic-aware batches over this many topics ([`crate::TrainConfig::topic_clusters`]).
+    pub topic_clusters: Option<usize>,
 }
 
 impl RecipeSettings {
@@ -76,6 +84,7 @@ impl Recipe {
                 lora_lr: 2e-4,
                 mining: None,
                 remine_every: None,
+                topic_clusters: None,
             },
             Recipe::Quality => RecipeSettings {
                 loss: LossConfig::Mnrl { scale: 20.0 },
@@ -90,6 +99,7 @@ impl Recipe {
                     ..Default::default()
                 }),
                 remine_every: Some(QUALITY_REMINE_EVERY),
+                topic_clusters: Some(QUALITY_TOPIC_CLUSTERS),
             },
         }
     }

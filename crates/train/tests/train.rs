@@ -1481,6 +1481,7 @@ fn a_corrupted_checkpoint_is_an_error_naming_the_file() {
 fn a_recipe_sets_its_rate_for_full_and_lora_training() {
     use embedtune_train::{
         Finetune, Recipe, TrainData, QUALITY_EPOCHS, QUALITY_LR, QUALITY_REMINE_EVERY,
+        QUALITY_TOPIC_CLUSTERS,
     };
     let job = |lora: Option<LoraConfig>| {
         let settings = TrainConfig {
@@ -1496,11 +1497,13 @@ fn a_recipe_sets_its_rate_for_full_and_lora_training() {
     assert_eq!(full.settings.epochs, QUALITY_EPOCHS);
     assert_eq!(full.mining.as_ref().map(|m| m.range_min), Some(10));
     assert_eq!(full.remine_every, Some(QUALITY_REMINE_EVERY));
+    assert_eq!(full.settings.topic_clusters, Some(QUALITY_TOPIC_CLUSTERS));
     let lora = job(Some(LoraConfig::default()));
     assert_eq!(lora.settings.lr, 10.0 * QUALITY_LR);
     let st = Finetune::new("model", TrainData::Examples(Vec::new()), "out").recipe(Recipe::St);
     assert_eq!(st.settings.lr, 2e-5);
     assert!(st.mining.is_none());
+    assert_eq!(st.settings.topic_clusters, None);
 }
 
 /// The training step against sentence-transformers on the real all-MiniLM-L6-v2: three
