@@ -390,11 +390,10 @@ impl FinetuneArgs {
             num_negatives: self.num_negatives,
             lora,
             max_seq_len: self.max_seq_len,
-            topic_clusters: match self.topic_clusters {
-                Some(0) => None,
-                Some(k) => Some(k),
-                None => recipe.topic_clusters,
-            },
+            topic_clusters: self
+                .topic_clusters
+                .or(recipe.topic_clusters)
+                .filter(|&k| k > 0),
             eval_steps: self.eval_steps,
             save_steps: self.save_steps,
             progress_bar: !self.quiet,
